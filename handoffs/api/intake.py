@@ -1,0 +1,151 @@
+"""The console's own bot API: explicit handoff intake (``POST /api/v1/handoffs``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, JsonResponse
+
+from .. import services
+from ..memory.base import (
+    MemoryValidationError,
+    validate_agent_id,
+    validate_content,
+    validate_importance,
+)
+from ..models import Handoff, IdempotencyRecord
+from .common import bot_api, error_response, json_body, string_field
+
+INTAKE_FIELDS = {
+    "customer",
+    "source_session_id",
+    "from_agent",
+    "to_agent",
+    "summary",
+    "sentiment",
+    "urgency",
+    "reason",
+    "customer_name",
+    "importance",
+}
+
+
+def handoff_json(handoff: Handoff) -> dict[str, Any]:
+    return {
+        "id": str(handoff.public_id),
+        "customer": handoff.customer,
+        "customer_name": handoff.customer_name,
+        "source_session_id": handoff.source_session_id,
+        "from_agent": handoff.from_agent,
+        "to_agent": handoff.to_agent,
+        "team": handoff.team.slug if handoff.team else None,
+        "misrouted": handoff.misrouted,
+        "status": handoff.status,
+        "summary": handoff.summary,
+        "reason": handoff.reason,
+        "importance": handoff.importance,
+        "sentiment": handoff.sentiment,
+        "sentiment_source": handoff.sentiment_source,
+        "urgency": handoff.urgency,
+        "urgency_source": handoff.urgency_source,
+        "chain_id": str(handoff.chain_id),
+        "hop_index": handoff.hop_index,
+        "memory_id": handoff.memory_id or None,
+        "accepted_by": handoff.accepted_by.user.get_username() if handoff.accepted_by else None,
+        "created_at": handoff.created_at.isoformat(),
+        "accepted_at": handoff.accepted_at.isoformat() if handoff.accepted_at else None,
+    }
+
+
+def _parse_intake(data: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(data) - INTAKE_FIELDS)
+    if unknown:
+        raise MemoryValidationError(f"unknown field(s): {', '.join(unknown)}")
+    customer = validate_agent_id(data.get("customer"), "customer")
+    summary = validate_content(data.get("summary"))
+    from_agent = string_field(data, "from_agent", required=True, max_length=241)
+    to_agent = string_field(data, "to_agent", required=True, max_length=241)
+    sentiment = data.get("sentiment")
+    if sentiment is not None and services.estimate.parse_sentiment(sentiment) is None:
+        raise MemoryValidationError(
+            "sentiment must be positive, neutral, frustrated, angry (or a number from -1 to 1)"
+        )
+    urgency = data.get("urgency")
+    if urgency is not None and services.estimate.parse_urgency(urgency) is None:
+        raise MemoryValidationError("urgency must be low, normal, high or critical")
+    return {
+        "customer": customer,
+        "source_session_id": string_field(data, "source_session_id", max_length=64) or "",
+        "from_agent": from_agent,
+        "to_agent": to_agent,
+        "summary": summary,
+        "importance": validate_importance(data.get("importance", 1.0)),
+        "sentiment": sentiment,
+        "urgency": urgency,
+        "reason": string_field(data, "reason", max_length=500) or "",
+        "customer_name": string_field(data, "customer_name", max_length=200) or "",
+    }
+
+
+def _replay(record: IdempotencyRecord, request_hash: str) -> JsonResponse:
+    if record.request_hash != request_hash:
+        return error_response(
+            422,
+            "this Idempotency-Key was already used with a different request body",
+            "IDEMPOTENCY_KEY_REUSED",
+        )
+    response = JsonResponse(record.response, status=record.status_code)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bot_api(("POST",))
+def handoff_create(request: HttpRequest) -> JsonResponse:
+    """Create a handoff; 201 when new, 200 with ``created: false`` when already recorded."""
+    data = json_body(request)
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > 255:
+        raise MemoryValidationError("Idempotency-Key is longer than 255 characters")
+    request_hash = hashlib.sha256(
+        json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    if key:
+        record = IdempotencyRecord.objects.filter(bot=request.bot, key=key).first()
+        if record is not None:
+            return _replay(record, request_hash)
+    fields = _parse_intake(data)
+    try:
+        with transaction.atomic():
+            result = services.handoff_intake(bot=request.bot, **fields)
+            status = 201 if result.created else 200
+            body = {"handoff": handoff_json(result.handoff), "created": result.created}
+            if key:
+                IdempotencyRecord.objects.create(
+                    bot=request.bot,
+                    key=key,
+                    request_hash=request_hash,
+                    status_code=status,
+                    response=body,
+                )
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer as it did.
+        record = IdempotencyRecord.objects.get(bot=request.bot, key=key)
+        return _replay(record, request_hash)
+    return JsonResponse(body, status=status)
+
+
+@bot_api(("GET",))
+def handoff_detail(request: HttpRequest, public_id: str) -> JsonResponse:
+    handoff = (
+        Handoff.objects.select_related("team", "accepted_by__user")
+        .filter(public_id=public_id)
+        .first()
+    )
+    if handoff is None:
+        return error_response(
+            404, f"handoff {public_id} not found", "NOT_FOUND", resource="handoff"
+        )
+    return JsonResponse({"handoff": handoff_json(handoff)})

@@ -1,0 +1,172 @@
+"""The demo: people, teams, a bot, and escalations made through the memory API.
+
+Used by ``manage.py demo`` (``make run``). The escalations go through the real ``dakera``
+SDK against the running console, exactly as a bot would send them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from . import services
+from .models import Agent, Bot, Role, Team
+
+DEMO_PASSWORD = "demo-pass-123"  # noqa: S105 - printed to the person running the demo
+TEAMS = [("billing-specialist", "Billing specialists"), ("tech-support", "Technical support")]
+PEOPLE = [
+    # username, role, teams, is_staff/superuser
+    ("admin", "admin", [], True),
+    ("sam", Role.SUPERVISOR, ["billing-specialist", "tech-support"], False),
+    ("alice", Role.AGENT, ["billing-specialist"], False),
+    ("bob", Role.AGENT, ["billing-specialist", "tech-support"], False),
+]
+
+SEED_CUSTOMER = "user-dave"
+SEED_QUERY = "handoff summary billing issue"
+SEED_SUMMARY = (
+    "Customer ACC-4521 (since 2024) reports $100 billing overcharge. Verified plan is "
+    "$199/mo but last invoice shows $299. Customer tone: frustrated but polite. Needs "
+    "refund or explanation."
+)
+
+
+@dataclass
+class DemoSetup:
+    bot_key: str
+    logins: list[tuple[str, str, str]]
+
+
+@transaction.atomic
+def ensure_people_and_bot(bot_name: str = "tier1-bot") -> DemoSetup:
+    """Create (or refresh) the demo's teams, people and bot; returns a fresh bot key."""
+    teams = {
+        slug: Team.objects.get_or_create(slug=slug, defaults={"name": name})[0]
+        for slug, name in TEAMS
+    }
+    User = get_user_model()
+    logins = []
+    for username, role, team_slugs, is_admin in PEOPLE:
+        user, _ = User.objects.get_or_create(
+            username=username, defaults={"first_name": username.title()}
+        )
+        user.set_password(DEMO_PASSWORD)
+        user.is_staff = user.is_superuser = is_admin
+        user.save()
+        agent, _ = Agent.objects.get_or_create(user=user)
+        agent.role = Role.SUPERVISOR if is_admin else role
+        agent.save()
+        agent.teams.set([teams[s] for s in team_slugs])
+        logins.append((username, DEMO_PASSWORD, str(role)))
+    bot = Bot.objects.filter(name=bot_name).first()
+    if bot is None:
+        _, key = services.bot_create(name=bot_name)
+    else:
+        key = bot.set_new_key()
+        bot.revoked_at = None
+        bot.save()
+    return DemoSetup(bot_key=key, logins=logins)
+
+
+def run_seed_scenario(client, customer: str = SEED_CUSTOMER) -> list:
+    """The brief's seed scenario, through a ``dakera.DakeraClient``; returns the recall."""
+    session = client.start_session(customer, metadata={"agent": "tier1-bot", "channel": "chat"})
+    client.store_memory(
+        customer,
+        "User reports billing discrepancy: charged $299 but plan is $199/mo",
+        importance=0.9,
+        metadata={"type": "issue"},
+        session_id=session["id"],
+    )
+    client.store_memory(
+        customer,
+        "User has been a customer since 2024. Account ID: ACC-4521.",
+        importance=0.8,
+        metadata={"type": "context"},
+        session_id=session["id"],
+    )
+    client.store_memory(
+        customer,
+        SEED_SUMMARY,
+        importance=1.0,
+        metadata={
+            "type": "handoff",
+            "from_agent": "tier1-bot",
+            "to_agent": "billing-specialist",
+        },
+        session_id=session["id"],
+    )
+    client.end_session(session["id"], summary="Bot->human handoff: billing overcharge")
+    client.start_session(customer, metadata={"agent": "billing-specialist"})
+    return client.recall(customer, SEED_QUERY, top_k=3).memories
+
+
+MORE_ESCALATIONS = [
+    {
+        "customer": "user-erin",
+        "name": "Erin Park",
+        "facts": ["Customer on the Team plan, 12 seats. Account ID: ACC-7730."],
+        "said": (
+            "The mobile app crashes on login since yesterday's update; reinstalling did not help."
+        ),
+        "summary": (
+            "Customer ACC-7730 (Team plan, 12 seats): iOS app crashes on login since the "
+            "latest update. Tried reinstall and password reset. Customer says the team has "
+            "a client demo today and needs it working urgently."
+        ),
+        "to": "tech-support",
+        "metadata": {"sentiment": "frustrated"},
+    },
+    {
+        "customer": "user-frank",
+        "name": "Frank Ortiz",
+        "facts": ["Customer since 2021, annual plan renewed last week. Account ID: ACC-1198."],
+        "said": (
+            "I was charged twice for the renewal and nobody answers my emails. I want to cancel."
+        ),
+        "summary": (
+            "Customer ACC-1198 was charged twice for the annual renewal and threatens to "
+            "cancel. Bot confirmed two identical charges on the card. Needs a refund of the "
+            "duplicate charge and a retention offer."
+        ),
+        "to": "billing-specialist",
+        "metadata": {"urgency": "high"},
+    },
+]
+
+
+def run_more_escalations(client) -> None:
+    for item in MORE_ESCALATIONS:
+        session = client.start_session(item["customer"], metadata={"agent": "tier1-bot"})
+        for fact in item["facts"]:
+            client.store_memory(
+                item["customer"],
+                fact,
+                importance=0.8,
+                metadata={"type": "context"},
+                session_id=session["id"],
+            )
+        client.store_memory(
+            item["customer"],
+            item["said"],
+            importance=0.7,
+            metadata={"type": "customer_message"},
+            tags=["user"],
+            session_id=session["id"],
+        )
+        client.store_memory(
+            item["customer"],
+            item["summary"],
+            importance=1.0,
+            metadata={
+                "type": "handoff",
+                "from_agent": "tier1-bot",
+                "to_agent": item["to"],
+                "customer_name": item["name"],
+                **item["metadata"],
+            },
+            session_id=session["id"],
+        )
+        client.end_session(session["id"], summary=f"Bot->human handoff to {item['to']}")

@@ -1,0 +1,239 @@
+"""The narrow memory interface shared by the embedded store and the remote client.
+
+Both implementations take keyword arguments and return dictionaries shaped exactly like
+the Dakera wire format (``shared/dakera-wire.md``), so the code above this interface
+(intake, the handoff card, chat, transfer) never knows which one is in use.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+MAX_CONTENT_BYTES = 100_000
+MAX_METADATA_KEYS = 100
+MAX_TOP_K = 10_000
+MAX_BATCH = 1000
+MAX_AGENT_ID_BYTES = 241
+MEMORY_TYPES = ("episodic", "semantic", "procedural", "working")
+AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class MemoryError(Exception):  # noqa: A001 - the domain's own name, shadowing is intended
+    """A memory operation failed; carries the wire status, code and resource."""
+
+    status = 500
+    code = "INTERNAL_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        resource: str | None = None,
+        details: str | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.resource = resource
+        self.details = details
+        self.retry_after = retry_after
+        if code:
+            self.code = code
+
+    def as_wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.details is not None:
+            body["details"] = self.details
+        if self.resource is not None:
+            body["resource"] = self.resource
+        return body
+
+
+class MemoryValidationError(MemoryError):
+    status = 400
+    code = "INVALID_REQUEST"
+
+
+class MemoryNotFound(MemoryError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class MemoryPayloadTooLarge(MemoryError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class MemoryAuthError(MemoryError):
+    status = 401
+    code = "INVALID_API_KEY"
+
+
+class MemoryForbidden(MemoryError):
+    status = 403
+    code = "INSUFFICIENT_SCOPE"
+
+
+class MemoryConflict(MemoryError):
+    status = 409
+    code = "CONFLICT"
+
+
+class MemoryRateLimited(MemoryError):
+    status = 429
+    code = "RATE_LIMIT_EXCEEDED"
+
+
+class MemoryUnavailable(MemoryError):
+    """The memory server can't be reached or answered 5xx; the caller may queue."""
+
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+
+
+def validate_agent_id(agent_id: Any, field: str = "agent_id") -> str:
+    """Return ``agent_id`` if it is a valid Dakera agent id, else raise 400."""
+    if not isinstance(agent_id, str) or not agent_id:
+        raise MemoryValidationError(f"{field} is required and must be a string")
+    if len(agent_id.encode()) > MAX_AGENT_ID_BYTES:
+        raise MemoryValidationError(f"{field} is longer than {MAX_AGENT_ID_BYTES} bytes")
+    if not AGENT_ID_RE.match(agent_id) or agent_id.startswith("_dakera_"):
+        raise MemoryValidationError(
+            f"invalid {field} {agent_id[:60]!r}: use letters, digits, '_', '.', '-' "
+            "and start with a letter or digit"
+        )
+    return agent_id
+
+
+def validate_content(content: Any) -> str:
+    if not isinstance(content, str) or not content.strip():
+        raise MemoryValidationError("content is required and must be a non-empty string")
+    size = len(content.encode())
+    if size > MAX_CONTENT_BYTES:
+        raise MemoryPayloadTooLarge(
+            f"content is {size} bytes; the limit is {MAX_CONTENT_BYTES} bytes",
+            details="content",
+        )
+    return content
+
+
+def validate_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise MemoryValidationError("metadata must be an object")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise MemoryValidationError(
+            f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS} are allowed"
+        )
+    return metadata
+
+
+def validate_importance(importance: Any) -> float:
+    if importance is None:
+        return 0.5
+    if isinstance(importance, bool) or not isinstance(importance, int | float):
+        raise MemoryValidationError("importance must be a number between 0 and 1")
+    if not 0.0 <= float(importance) <= 1.0:
+        raise MemoryValidationError("importance must be between 0 and 1")
+    return float(importance)
+
+
+def validate_memory_type(memory_type: Any) -> str:
+    if memory_type is None:
+        return "episodic"
+    if memory_type not in MEMORY_TYPES:
+        raise MemoryValidationError(f"memory_type must be one of {', '.join(MEMORY_TYPES)}")
+    return memory_type
+
+
+def validate_tags(tags: Any) -> list[str]:
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise MemoryValidationError("tags must be a list of strings")
+    return tags
+
+
+def validate_top_k(top_k: Any, default: int) -> int:
+    if top_k is None:
+        return default
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise MemoryValidationError("top_k must be a positive integer")
+    if top_k > MAX_TOP_K:
+        raise MemoryValidationError(f"top_k must be at most {MAX_TOP_K}")
+    return top_k
+
+
+def is_derived(memory: dict[str, Any]) -> bool:
+    """True for memories a real server derives itself (hidden from people)."""
+    tags = memory.get("tags") or []
+    metadata = memory.get("metadata") or {}
+    return "dakera-curated" in tags or "source_memory_id" in metadata
+
+
+def is_auto_summary(memory: dict[str, Any]) -> bool:
+    """True for session auto-summaries a real server adds when a session ends."""
+    tags = memory.get("tags") or []
+    metadata = memory.get("metadata") or {}
+    return (
+        "session-summary" in tags
+        or "auto-summary" in tags
+        or metadata.get("type") in {"session_summary", "auto_summary"}
+        or bool(metadata.get("auto_summary"))
+    )
+
+
+class MemoryStore(Protocol):
+    """What the console needs from a memory server; every method returns wire dicts."""
+
+    def start_session(
+        self,
+        *,
+        agent_id: str,
+        metadata: dict[str, Any] | None = None,
+        idle_timeout_secs: int | None = None,
+    ) -> dict[str, Any]: ...
+
+    def end_session(self, *, session_id: str, summary: str | None = None) -> dict[str, Any]: ...
+
+    def get_session(self, *, session_id: str) -> dict[str, Any]: ...
+
+    def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        active_only: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]: ...
+
+    def session_memories(
+        self, *, session_id: str, limit: int = 50, offset: int = 0
+    ) -> dict[str, Any]: ...
+
+    def touch_session(self, *, session_id: str) -> dict[str, Any]: ...
+
+    def store(
+        self,
+        *,
+        agent_id: str,
+        content: str,
+        memory_type: str | None = None,
+        importance: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        tags: list[str] | None = None,
+        ttl_seconds: int | None = None,
+        expires_at: int | None = None,
+    ) -> dict[str, Any]: ...
+
+    def recall(self, *, agent_id: str, query: str, **filters: Any) -> dict[str, Any]: ...
+
+    def search(self, *, agent_id: str, query: str, **filters: Any) -> dict[str, Any]: ...
+
+    def get_memory(self, *, agent_id: str | None, memory_id: str) -> dict[str, Any]: ...
+
+    def forget(self, *, agent_id: str, memory_ids: list[str]) -> dict[str, Any]: ...

@@ -1,0 +1,268 @@
+"""The handoff console's records: teams, agents, bots, handoffs and their audit trail.
+
+The database is the system of record: Dakera (remote mode) may decay or expire memories,
+so a handoff keeps its own snapshot of the summary, sentiment and urgency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Team(models.Model):
+    """A human queue such as ``billing-specialist``; ``to_agent`` routes to its slug."""
+
+    slug = models.SlugField(unique=True, max_length=100)
+    name = models.CharField(max_length=200)
+    is_default = models.BooleanField(
+        default=False, help_text="Receives handoffs addressed to an unknown target."
+    )
+    warn_after_secs = models.PositiveIntegerField(
+        default=120, help_text="A waiting handoff turns amber after this many seconds."
+    )
+    breach_after_secs = models.PositiveIntegerField(
+        default=300, help_text="A waiting handoff turns red (SLA breach) after this."
+    )
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Role(models.TextChoices):
+    AGENT = "agent", "Agent"
+    SUPERVISOR = "supervisor", "Supervisor"
+
+
+class Presence(models.TextChoices):
+    ONLINE = "online", "Online"
+    AWAY = "away", "Away"
+    OFFLINE = "offline", "Offline"
+
+
+class Agent(models.Model):
+    """A human support agent: the console profile of a Django user."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent"
+    )
+    teams = models.ManyToManyField(Team, blank=True, related_name="agents")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.AGENT)
+    capacity = models.PositiveSmallIntegerField(
+        default=3, help_text="Open conversations this agent may hold at once."
+    )
+    presence = models.CharField(max_length=10, choices=Presence.choices, default=Presence.OFFLINE)
+    presence_changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self) -> str:
+        return self.user.get_username()
+
+    @property
+    def memory_name(self) -> str:
+        """How this human appears as an agent in memory metadata."""
+        return f"human:{self.user.get_username()}"
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == Role.SUPERVISOR or self.user.is_superuser
+
+
+KEY_PREFIX = "dk-"
+LOOKUP_LENGTH = 12
+
+
+def hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class Bot(models.Model):
+    """An API client (a bot) with a hashed key: SHA-256 plus a lookup prefix.
+
+    The raw key is shown once, when created; only its hash is stored.
+    """
+
+    name = models.SlugField(
+        unique=True,
+        max_length=100,
+        help_text="The bot's agent name, e.g. tier1-bot; a to_agent naming it is a bot hop.",
+    )
+    key_prefix = models.CharField(max_length=LOOKUP_LENGTH, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    callback_url = models.URLField(blank=True, help_text="Where webhooks are delivered.")
+    webhook_secret = models.CharField(max_length=64, editable=False, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def set_new_key(self) -> str:
+        """Give the bot a fresh key; returns the raw key (the only time it exists)."""
+        lookup = secrets.token_hex(LOOKUP_LENGTH // 2)
+        raw_key = f"{KEY_PREFIX}{lookup}{secrets.token_urlsafe(32)}"
+        self.key_prefix = lookup
+        self.key_hash = hash_key(raw_key)
+        if not self.webhook_secret:
+            self.webhook_secret = secrets.token_hex(32)
+        return raw_key
+
+    def check_key(self, raw_key: str) -> bool:
+        return hmac.compare_digest(self.key_hash, hash_key(raw_key))
+
+    @staticmethod
+    def lookup_of(raw_key: str) -> str | None:
+        if not raw_key.startswith(KEY_PREFIX) or len(raw_key) < len(KEY_PREFIX) + LOOKUP_LENGTH:
+            return None
+        return raw_key[len(KEY_PREFIX) : len(KEY_PREFIX) + LOOKUP_LENGTH]
+
+
+class Sentiment(models.TextChoices):
+    POSITIVE = "positive", "Positive"
+    NEUTRAL = "neutral", "Neutral"
+    FRUSTRATED = "frustrated", "Frustrated"
+    ANGRY = "angry", "Angry"
+
+
+class Urgency(models.TextChoices):
+    LOW = "low", "Low"
+    NORMAL = "normal", "Normal"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+URGENCY_RANK = {Urgency.LOW: 0, Urgency.NORMAL: 1, Urgency.HIGH: 2, Urgency.CRITICAL: 3}
+
+
+class Source(models.TextChoices):
+    BOT = "bot", "from bot"
+    ESTIMATED = "estimated", "estimated"
+
+
+class Status(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    ACCEPTED = "accepted", "Accepted"
+    RESOLVED = "resolved", "Resolved"
+    TRANSFERRED = "transferred", "Transferred"
+    HANDED_BACK = "handed_back", "Handed back"
+    BOT_HOP = "bot_hop", "Bot to bot (not queued)"
+
+
+class Handoff(models.Model):
+    """One hop of a conversation from one agent to another.
+
+    ``chain_id`` groups the consecutive hops of one customer issue; ``hop_index`` is the
+    number of earlier hops in that chain.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    customer = models.CharField(max_length=241, db_index=True, help_text="agent_id namespace")
+    customer_name = models.CharField(max_length=200, blank=True)
+    source_session_id = models.CharField(max_length=64, blank=True)
+    from_agent = models.CharField(max_length=241)
+    to_agent = models.CharField(max_length=241)
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="handoffs"
+    )
+    misrouted = models.BooleanField(
+        default=False, help_text="to_agent named no team or bot; routed to the default team."
+    )
+    to_bot = models.ForeignKey(
+        Bot, null=True, blank=True, on_delete=models.SET_NULL, related_name="handoffs_in"
+    )
+    created_by_bot = models.ForeignKey(
+        Bot, null=True, blank=True, on_delete=models.SET_NULL, related_name="handoffs_out"
+    )
+    summary = models.TextField()
+    reason = models.CharField(max_length=500, blank=True)
+    importance = models.FloatField(default=1.0)
+    sentiment = models.CharField(max_length=12, choices=Sentiment.choices)
+    sentiment_score = models.FloatField(default=0.0)
+    sentiment_source = models.CharField(max_length=10, choices=Source.choices)
+    urgency = models.CharField(max_length=10, choices=Urgency.choices)
+    urgency_rank = models.PositiveSmallIntegerField(default=1, editable=False)
+    urgency_source = models.CharField(max_length=10, choices=Source.choices)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.WAITING, db_index=True
+    )
+    accepted_by = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="accepted"
+    )
+    memory_id = models.CharField(max_length=40, blank=True, help_text="The handoff memory.")
+    dedupe_key = models.CharField(max_length=64, unique=True, editable=False)
+    chain_id = models.UUIDField(default=uuid.uuid4, db_index=True)
+    hop_index = models.PositiveSmallIntegerField(default=0)
+    previous = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="next_hops"
+    )
+    human_session_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["status", "team", "-urgency_rank", "-importance", "created_at"],
+                name="handoff_queue",
+            ),
+            models.Index(fields=["customer", "-created_at"], name="handoff_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer}: {self.from_agent} → {self.to_agent} ({self.status})"
+
+
+class Event(models.Model):
+    """The audit trail: every state change, who did it and when (append-only)."""
+
+    handoff = models.ForeignKey(
+        Handoff, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    kind = models.CharField(max_length=40, db_index=True)
+    actor = models.CharField(max_length=255)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.kind}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST with an ``Idempotency-Key``, replayed on retries."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bot", "key"], name="idempotency_bot_key")]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id}:{self.key}"

@@ -1,0 +1,259 @@
+"""Every write of the handoff console goes through these functions.
+
+State machine of a handoff (one hop)::
+
+    waiting --accept--> accepted --resolve--> resolved
+                                 --transfer--> transferred  (a new hop starts waiting)
+                                 --hand back-> handed_back  (a new bot hop is recorded)
+    bot_hop  (a hop to a registered bot: recorded for analytics, never queued)
+
+Invariants: each function is one transaction; every state change writes an ``Event``
+row; broadcasts are sent only after commit; intake is idempotent (``dedupe_key``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import broadcast, estimate
+from .memory.embedded import EmbeddedStore
+from .models import URGENCY_RANK, Bot, Event, Handoff, Source, Status, Team
+
+HANDOFF_TYPE = "handoff"
+CHAIN_WINDOW_DAYS = 14
+
+
+class HandoffError(Exception):
+    """A domain rule refused the operation; ``status``/``code`` shape the API answer."""
+
+    status = 400
+    code = "INVALID_REQUEST"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    handoff: Handoff
+    created: bool
+
+
+def dedupe_key(
+    *, customer: str, source_session_id: str, from_agent: str, to_agent: str, summary: str
+) -> str:
+    raw = json.dumps([customer, source_session_id, from_agent, to_agent, summary.strip()])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _route(to_agent: str) -> tuple[Team | None, Bot | None, bool]:
+    """The team (or bot) a ``to_agent`` names; unknown targets go to the default team."""
+    team = Team.objects.filter(slug=to_agent).first()
+    if team is not None:
+        return team, None, False
+    bot = Bot.objects.filter(name=to_agent).first()
+    if bot is not None:
+        return None, bot, False
+    default = (
+        Team.objects.filter(is_default=True).first()
+        or Team.objects.filter(slug=settings.HANDOFF_DEFAULT_TEAM).first()
+    )
+    if default is None:
+        default, _ = Team.objects.get_or_create(
+            slug=settings.HANDOFF_DEFAULT_TEAM,
+            defaults={"name": "General queue", "is_default": True},
+        )
+    return default, None, True
+
+
+def _previous_hop(*, customer: str, from_agent: str) -> Handoff | None:
+    """The hop this one continues: the customer's latest open hop that ended at ``from_agent``."""
+    since = timezone.now() - timezone.timedelta(days=CHAIN_WINDOW_DAYS)
+    candidates = Handoff.objects.filter(customer=customer, created_at__gte=since).exclude(
+        status=Status.RESOLVED
+    )
+    for hop in candidates.select_related("accepted_by__user").order_by("-created_at")[:20]:
+        if hop.to_agent == from_agent:
+            return hop
+        if hop.accepted_by is not None and hop.accepted_by.memory_name == from_agent:
+            return hop
+    return None
+
+
+def handoff_intake(
+    *,
+    customer: str,
+    source_session_id: str,
+    from_agent: str,
+    to_agent: str,
+    summary: str,
+    importance: float = 1.0,
+    sentiment: Any = None,
+    urgency: Any = None,
+    reason: str = "",
+    customer_name: str = "",
+    memory_id: str = "",
+    bot: Bot | None = None,
+    previous: Handoff | None = None,
+    actor: str | None = None,
+) -> IntakeResult:
+    """Record one handoff hop (or return the one already recorded for the same data).
+
+    Sentiment and urgency the bot gave are kept ("from bot"); missing or unreadable
+    ones are estimated ("estimated"). Raises nothing for routing: unknown targets land
+    in the default team, flagged ``misrouted``.
+    """
+    key = dedupe_key(
+        customer=customer,
+        source_session_id=source_session_id,
+        from_agent=from_agent,
+        to_agent=to_agent,
+        summary=summary,
+    )
+    with transaction.atomic():
+        existing = Handoff.objects.filter(dedupe_key=key).first()
+        if existing is not None:
+            return IntakeResult(existing, False)
+
+        parsed_sentiment = estimate.parse_sentiment(sentiment)
+        if parsed_sentiment is not None:
+            sentiment_label, sentiment_score = parsed_sentiment
+            sentiment_source = Source.BOT
+        else:
+            sentiment_label, sentiment_score = estimate.estimate_sentiment(summary)
+            sentiment_source = Source.ESTIMATED
+        urgency_label = estimate.parse_urgency(urgency)
+        urgency_source = Source.BOT
+        if urgency_label is None:
+            urgency_label = estimate.estimate_urgency(
+                text=summary, importance=importance, sentiment=sentiment_label
+            )
+            urgency_source = Source.ESTIMATED
+
+        team, to_bot, misrouted = _route(to_agent)
+        if previous is None:
+            previous = _previous_hop(customer=customer, from_agent=from_agent)
+        handoff = Handoff(
+            customer=customer,
+            customer_name=customer_name,
+            source_session_id=source_session_id,
+            from_agent=from_agent,
+            to_agent=to_agent,
+            team=None if to_bot else team,
+            to_bot=to_bot,
+            misrouted=misrouted,
+            created_by_bot=bot,
+            summary=summary,
+            reason=reason,
+            importance=importance,
+            sentiment=sentiment_label,
+            sentiment_score=sentiment_score,
+            sentiment_source=sentiment_source,
+            urgency=urgency_label,
+            urgency_rank=URGENCY_RANK[urgency_label],
+            urgency_source=urgency_source,
+            status=Status.BOT_HOP if to_bot else Status.WAITING,
+            memory_id=memory_id,
+            dedupe_key=key,
+        )
+        if previous is not None:
+            handoff.chain_id = previous.chain_id
+            handoff.hop_index = previous.hop_index + 1
+            handoff.previous = previous
+        try:
+            with transaction.atomic():
+                handoff.save()
+        except IntegrityError:
+            # A concurrent retry of the same intake won the insert.
+            return IntakeResult(Handoff.objects.get(dedupe_key=key), False)
+        Event.objects.create(
+            handoff=handoff,
+            kind="handoff.created",
+            actor=actor or (f"bot:{bot.name}" if bot else from_agent),
+            data={
+                "from": from_agent,
+                "to": to_agent,
+                "team": team.slug if team and not to_bot else None,
+                "misrouted": misrouted,
+                "memory_id": memory_id,
+            },
+        )
+        broadcast.handoff_changed_on_commit(
+            handoff_id=handoff.pk,
+            team_slug=handoff.team.slug if handoff.team else None,
+            change="created",
+        )
+    return IntakeResult(handoff, True)
+
+
+def _is_handoff_memory(memory: dict[str, Any]) -> bool:
+    return (memory.get("metadata") or {}).get("type") == HANDOFF_TYPE
+
+
+def handoff_intake_from_memory(*, memory: dict[str, Any], bot: Bot | None) -> IntakeResult:
+    """Turn a stored handoff memory (``metadata.type == "handoff"``) into a handoff."""
+    metadata = memory.get("metadata") or {}
+    from_agent = str(
+        metadata.get("from_agent") or metadata.get("agent") or (bot.name if bot else "unknown")
+    )
+    importance = memory.get("importance")
+    return handoff_intake(
+        customer=memory["agent_id"],
+        source_session_id=memory.get("session_id") or "",
+        from_agent=from_agent,
+        to_agent=str(metadata.get("to_agent") or ""),
+        summary=memory["content"],
+        importance=float(importance) if importance is not None else 1.0,
+        sentiment=metadata.get("sentiment"),
+        urgency=metadata.get("urgency"),
+        reason=str(metadata.get("reason") or "")[:500],
+        customer_name=str(metadata.get("customer_name") or "")[:200],
+        memory_id=memory["id"],
+        bot=bot,
+    )
+
+
+def memory_store(*, bot: Bot | None, **fields: Any) -> dict[str, Any]:
+    """Store one memory in the embedded server; a handoff memory also becomes a handoff."""
+    with transaction.atomic():
+        result = EmbeddedStore().store(**fields)
+        if _is_handoff_memory(result["memory"]):
+            handoff_intake_from_memory(memory=result["memory"], bot=bot)
+    return result
+
+
+def memory_store_batch(
+    *, bot: Bot | None, agent_id: str, memories: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Store a batch (all or nothing); each handoff memory in it becomes a handoff."""
+    with transaction.atomic():
+        result = EmbeddedStore().store_batch(agent_id=agent_id, memories=memories)
+        for memory in result["stored"]:
+            if _is_handoff_memory(memory):
+                handoff_intake_from_memory(memory=memory, bot=bot)
+    return result
+
+
+def bot_create(*, name: str, callback_url: str = "") -> tuple[Bot, str]:
+    """Create a bot and its key; returns the bot and the raw key (shown once)."""
+    bot = Bot(name=name, callback_url=callback_url)
+    raw_key = bot.set_new_key()
+    bot.save()
+    return bot, raw_key
+
+
+def bot_revoke(*, bot: Bot) -> None:
+    """Revoke a bot's key: the next request with it is refused."""
+    Bot.objects.filter(pk=bot.pk, revoked_at=None).update(revoked_at=timezone.now())

@@ -1,0 +1,28 @@
+from django.urls import path, re_path
+
+from .api import intake
+from .api import memory as wire
+
+api_patterns = [
+    path("health", wire.health, name="health"),
+    path("health/live", wire.health_live, name="health-live"),
+    path("health/ready", wire.health_ready, name="health-ready"),
+    path("v1/sessions/start", wire.session_start),
+    path("v1/sessions", wire.session_list),
+    path("v1/sessions/<str:session_id>", wire.session_detail),
+    path("v1/sessions/<str:session_id>/end", wire.session_end),
+    path("v1/sessions/<str:session_id>/memories", wire.session_memories),
+    path("v1/sessions/<str:session_id>/touch", wire.session_touch),
+    path("v1/memory/store", wire.memory_store),
+    path("v1/memories/store/batch", wire.memory_store_batch),
+    path("v1/memory/recall", wire.memory_recall),
+    path("v1/memory/search", wire.memory_search),
+    path("v1/memory/get/<str:memory_id>", wire.memory_get),
+    path("v1/memory/forget", wire.memory_forget),
+    re_path(r"^v1/", wire.not_found),
+    path("api/v1/handoffs", intake.handoff_create, name="api-handoff-create"),
+    path("api/v1/handoffs/<uuid:public_id>", intake.handoff_detail, name="api-handoff-detail"),
+    re_path(r"^api/", wire.not_found),
+]
+
+urlpatterns = api_patterns
