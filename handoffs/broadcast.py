@@ -1,8 +1,9 @@
 """Every channel-layer group name and every ``group_send`` lives here.
 
 The channel layer is a doorbell, not a record (at-most-once by spec): events are sent
-only after the transaction that caused them commits, and clients re-read the database
-after any gap. Services call the ``*_on_commit`` helpers; nothing else sends.
+only after the transaction that caused them commits, each rendered once from templates
+(autoescaped) and forwarded as-is by the consumers; clients re-read the database after
+any gap. Services call the ``*_on_commit`` helpers; nothing else sends.
 """
 
 from __future__ import annotations
@@ -13,14 +14,19 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.template.loader import render_to_string
 
 logger = logging.getLogger(__name__)
 
-SUPERVISORS = "floor"
+FLOOR = "floor"
 
 
 def queue_group(team_slug: str) -> str:
     return f"queue.{team_slug}"
+
+
+def handoff_group(handoff_id: int) -> str:
+    return f"handoff.{handoff_id}"
 
 
 def conversation_group(handoff_id: int) -> str:
@@ -32,25 +38,51 @@ def user_group(user_id: int) -> str:
 
 
 def send(group: str, event: dict[str, Any]) -> None:
-    """Send one event to one group now (use the on-commit helpers from services)."""
+    """Send one event to one group now (services use the on-commit helpers)."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
         async_to_sync(layer.group_send)(group, event)
     except Exception:
-        # A lost doorbell is recoverable (clients re-sync from the database); a failed
-        # request because the layer hiccuped is not.
+        # A lost doorbell is recoverable (clients re-sync from the database); failing the
+        # request that already committed because the layer hiccuped is not.
         logger.exception("group_send to %s failed", group)
 
 
-def send_on_commit(group: str, event: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: send(group, event), robust=True)
+def publish_handoff_change(handoff_id: int, change: str) -> None:
+    """Render a handoff's queue row / status once and ring its queue, card and floor."""
+    from .models import Handoff, Status
+
+    handoff = (
+        Handoff.objects.select_related("team", "accepted_by__user").filter(pk=handoff_id).first()
+    )
+    if handoff is None:
+        return
+    if handoff.status == Status.WAITING:
+        html = render_to_string("handoffs/queue.html#queue-row-oob", {"handoff": handoff})
+    else:
+        html = render_to_string("handoffs/queue.html#queue-row-gone", {"handoff": handoff})
+    event = {"type": "queue.update", "html": html, "change": change, "handoff_id": handoff.pk}
+    if handoff.team is not None:
+        send(queue_group(handoff.team.slug), event)
+    send(FLOOR, event)
+    status_html = render_to_string("handoffs/card.html#status-oob", {"handoff": handoff})
+    send(handoff_group(handoff.pk), {"type": "card.update", "html": status_html})
 
 
-def handoff_changed_on_commit(*, handoff_id: int, team_slug: str | None, change: str) -> None:
-    """Ring the queue of the handoff's team and the supervisors' floor after commit."""
-    event = {"type": "handoff.changed", "handoff_id": handoff_id, "change": change}
-    if team_slug:
-        send_on_commit(queue_group(team_slug), event)
-    send_on_commit(SUPERVISORS, event)
+def handoff_changed_on_commit(*, handoff_id: int, change: str) -> None:
+    transaction.on_commit(lambda: publish_handoff_change(handoff_id, change), robust=True)
+
+
+def publish_presence(agent_id: int) -> None:
+    send(FLOOR, {"type": "floor.presence", "agent_id": agent_id})
+
+
+def presence_changed_on_commit(*, agent_id: int) -> None:
+    transaction.on_commit(lambda: publish_presence(agent_id), robust=True)
+
+
+def close_user_sockets(user_id: int) -> None:
+    """Tell every socket of this user to close (logout)."""
+    send(user_group(user_id), {"type": "session.logout"})

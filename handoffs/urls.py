@@ -1,5 +1,6 @@
 from django.urls import path, re_path
 
+from . import views
 from .api import intake
 from .api import memory as wire
 
@@ -25,4 +26,13 @@ api_patterns = [
     re_path(r"^api/", wire.not_found),
 ]
 
-urlpatterns = api_patterns
+console_patterns = [
+    path("", views.queue, name="queue"),
+    path("handoffs/<int:pk>/", views.handoff_detail, name="handoff"),
+    path("handoffs/<int:pk>/accept", views.handoff_accept, name="handoff-accept"),
+    path("conversations/", views.my_conversations, name="my-conversations"),
+    path("conversations/<int:pk>/", views.conversation, name="conversation"),
+    path("presence", views.presence, name="presence"),
+]
+
+urlpatterns = api_patterns + console_patterns

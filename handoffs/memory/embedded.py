@@ -175,17 +175,18 @@ class EmbeddedStore:
             if not isinstance(summary, str):
                 raise MemoryValidationError("summary must be a string")
             validate_content(summary)
-        try:
-            session = self._session(session_id, for_update=True)
-        except MemoryNotFound:
-            # Ending an unknown session is idempotent on the wire: 200, nothing ended.
-            return {"memory_count": 0, "session": None}
-        if session.ended_at is None:
-            now = timezone.now()
-            MemorySession.objects.filter(pk=session.pk, ended_at=None).update(
-                ended_at=now, ended_reason="client", summary=summary or ""
-            )
-            session.refresh_from_db()
+        with transaction.atomic():  # select_for_update needs one (PostgreSQL)
+            try:
+                session = self._session(session_id, for_update=True)
+            except MemoryNotFound:
+                # Ending an unknown session is idempotent on the wire: 200, nothing ended.
+                return {"memory_count": 0, "session": None}
+            if session.ended_at is None:
+                now = timezone.now()
+                MemorySession.objects.filter(pk=session.pk, ended_at=None).update(
+                    ended_at=now, ended_reason="client", summary=summary or ""
+                )
+                session.refresh_from_db()
         return {"memory_count": session.memory_count, "session": session_dict(session)}
 
     def get_session(self, *, session_id: str) -> dict[str, Any]:

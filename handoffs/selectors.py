@@ -1,0 +1,108 @@
+"""Reads the console's pages need. No writes here (recall bumps access counts, so the
+card browses memory with the read-only ``search``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import QuerySet
+
+from .memory import get_store
+from .memory.base import MemoryError as StoreError
+from .memory.base import is_auto_summary, is_derived
+from .models import Agent, Handoff, Status, Team
+
+FACT_TYPES = {"context", "account", "fact", "profile", "customer_profile"}
+
+
+def teams_for(agent: Agent) -> QuerySet[Team]:
+    return Team.objects.all() if agent.is_supervisor else agent.teams.all()
+
+
+def queue_for_agent(*, agent: Agent) -> list[Handoff]:
+    """Waiting handoffs in the agent's teams: most urgent, most important, longest wait."""
+    return list(
+        Handoff.objects.filter(status=Status.WAITING, team__in=teams_for(agent))
+        .select_related("team")
+        .order_by("-urgency_rank", "-importance", "created_at", "pk")
+    )
+
+
+def visible_handoff(*, agent: Agent, handoff_id: int) -> Handoff | None:
+    """The handoff if this agent may see it (its team, or any for supervisors)."""
+    handoff = (
+        Handoff.objects.select_related("team", "accepted_by__user").filter(pk=handoff_id).first()
+    )
+    if handoff is None:
+        return None
+    if agent.is_supervisor:
+        return handoff
+    if handoff.team_id and agent.teams.filter(pk=handoff.team_id).exists():
+        return handoff
+    if handoff.accepted_by_id == agent.pk:
+        return handoff
+    return None
+
+
+def chain_of(handoff: Handoff) -> list[Handoff]:
+    """Every hop of this handoff's issue, first to last."""
+    return list(
+        Handoff.objects.filter(chain_id=handoff.chain_id)
+        .select_related("team", "accepted_by__user")
+        .order_by("hop_index", "created_at")
+    )
+
+
+@dataclass
+class HandoffCard:
+    handoff: Handoff
+    summary_memory: dict[str, Any] | None = None
+    recalled: list[dict[str, Any]] = field(default_factory=list)
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    bot_transcript: list[dict[str, Any]] = field(default_factory=list)
+    chain: list[Handoff] = field(default_factory=list)
+    context_error: str = ""
+
+
+def handoff_card(*, handoff: Handoff) -> HandoffCard:
+    """What the receiving human reads: the summary first, then recalled context, facts,
+    the bot's session in order, and the chain of earlier hops.
+
+    Derived memories (a real Dakera's ``dakera-curated`` sentences), auto-summaries and
+    duplicates of anything already shown are hidden.
+    """
+    card = HandoffCard(handoff=handoff, chain=chain_of(handoff))
+    store = get_store()
+    try:
+        found = store.search(agent_id=handoff.customer, query=handoff.summary, top_k=25)
+        transcript = (
+            store.session_memories(session_id=handoff.source_session_id, limit=200)["memories"]
+            if handoff.source_session_id
+            else []
+        )
+    except StoreError as exc:
+        card.context_error = exc.message
+        return card
+    card.bot_transcript = [
+        m
+        for m in transcript
+        if not is_derived(m) and m["id"] != handoff.memory_id and not is_auto_summary(m)
+    ]
+    # What the transcript already shows isn't repeated under "recalled context".
+    seen = {handoff.summary.strip()} | {m["content"].strip() for m in card.bot_transcript}
+    for hit in found["memories"]:
+        memory = hit["memory"]
+        if memory["id"] == handoff.memory_id:
+            card.summary_memory = memory
+            continue
+        content = memory["content"].strip()
+        is_fact = (memory.get("metadata") or {}).get("type") in FACT_TYPES
+        if is_derived(memory) or is_auto_summary(memory):
+            continue
+        if is_fact and content not in {f["content"].strip() for f in card.facts}:
+            card.facts.append(memory)
+        elif content not in seen:
+            card.recalled.append(memory)
+        seen.add(content)
+    return card

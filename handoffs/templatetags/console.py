@@ -1,0 +1,30 @@
+from django import template
+
+register = template.Library()
+
+SENTIMENT_ICONS = {"positive": "▲", "neutral": "●", "frustrated": "▼", "angry": "✖"}
+URGENCY_ICONS = {"low": "○", "normal": "◐", "high": "●", "critical": "‼"}
+
+
+@register.filter
+def unix_ms(value) -> int:
+    return int(value.timestamp() * 1000) if value else 0
+
+
+@register.filter
+def sentiment_icon(value: str) -> str:
+    return SENTIMENT_ICONS.get(value, "●")
+
+
+@register.filter
+def urgency_icon(value: str) -> str:
+    return URGENCY_ICONS.get(value, "◐")
+
+
+@register.filter
+def unix_to_datetime(value):
+    import datetime as dt
+
+    if value in (None, ""):
+        return None
+    return dt.datetime.fromtimestamp(int(value), tz=dt.UTC)
