@@ -100,6 +100,7 @@ if DATABASE_URL:
             DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0)
         )
     }
+    DATABASES["default"]["TEST"] = {"NAME": f"test_handoffs_{os.getpid()}"}
 else:
     DATABASES = {
         "default": {
@@ -113,8 +114,9 @@ else:
                 ),
             },
             # Tests use a real file so WAL, IMMEDIATE and the busy timeout behave
-            # exactly as in production (the in-memory test database does not).
-            "TEST": {"NAME": str(BASE_DIR / "test-db.sqlite3")},
+            # exactly as in production (the in-memory test database does not); one per
+            # test process, so parallel runs don't share it.
+            "TEST": {"NAME": str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")},
         }
     }
 

@@ -1,8 +1,19 @@
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from . import services
-from .models import Agent, Bot, Event, Handoff, IdempotencyRecord, Team
+from . import outbox, services
+from .models import (
+    Agent,
+    Bot,
+    Conversation,
+    Event,
+    Handoff,
+    IdempotencyRecord,
+    MemoryWrite,
+    Message,
+    Team,
+    WebhookDelivery,
+)
 
 
 @admin.register(Team)
@@ -123,6 +134,84 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     list_filter = ["bot"]
     search_fields = ["key"]
     readonly_fields = ["bot", "key", "request_hash", "status_code", "response", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    can_delete = False
+    fields = ["seq", "created_at", "sender", "author_name", "body"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = [
+        "customer",
+        "customer_name",
+        "channel",
+        "bot",
+        "bot_muted",
+        "created_at",
+        "closed_at",
+    ]
+    list_filter = ["channel", "bot_muted", ("closed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["customer", "customer_name", "public_id"]
+    readonly_fields = ["public_id", "token", "last_seq"]
+    inlines = [MessageInline]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["conversation", "seq", "sender", "author_name", "created_at"]
+    list_filter = ["sender"]
+    search_fields = ["body", "conversation__customer", "client_id"]
+    readonly_fields = [f.name for f in Message._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """The webhook delivery log; "Retry now" queues a new attempt for the worker."""
+
+    list_display = [
+        "event",
+        "bot",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    list_filter = ["status", "event", "bot"]
+    search_fields = ["event", "bot__name", "last_error"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    actions = ["retry_now"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Retry now")
+    def retry_now(self, request: HttpRequest, queryset) -> None:
+        count = outbox.webhook_retry_now(delivery_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request, f"Queued {count} deliver{'y' if count == 1 else 'ies'} for retry."
+        )
+
+
+@admin.register(MemoryWrite)
+class MemoryWriteAdmin(admin.ModelAdmin):
+    list_display = ["pk", "operation", "conversation", "status", "attempts", "next_attempt_at"]
+    list_filter = ["status", "operation"]
+    readonly_fields = [f.name for f in MemoryWrite._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

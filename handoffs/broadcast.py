@@ -86,3 +86,51 @@ def presence_changed_on_commit(*, agent_id: int) -> None:
 def close_user_sockets(user_id: int) -> None:
     """Tell every socket of this user to close (logout)."""
     send(user_group(user_id), {"type": "session.logout"})
+
+
+def agents_group(conversation_id: int) -> str:
+    """Agents (and supervisors) watching a conversation: they see notes too."""
+    return f"conversation.{conversation_id}.agents"
+
+
+def customer_group(conversation_id: int) -> str:
+    return f"conversation.{conversation_id}.customer"
+
+
+def publish_message(message_id: int) -> None:
+    """Render a chat message once per audience and ring both sides of the conversation."""
+    from .models import Message
+
+    message = Message.objects.select_related("conversation").filter(pk=message_id).first()
+    if message is None:
+        return
+    conversation_id = message.conversation_id
+    agent_html = render_to_string(
+        "handoffs/chat.html#message-oob", {"message": message, "audience": "agent"}
+    )
+    send(agents_group(conversation_id), {"type": "chat.message", "html": agent_html})
+    if message.is_public:
+        customer_html = render_to_string(
+            "handoffs/chat.html#message-oob", {"message": message, "audience": "customer"}
+        )
+        send(customer_group(conversation_id), {"type": "chat.message", "html": customer_html})
+
+
+def message_posted_on_commit(*, message_id: int) -> None:
+    transaction.on_commit(lambda: publish_message(message_id), robust=True)
+
+
+async def typing(*, conversation_id: int, who: str, label: str) -> None:
+    """Forward a typing signal to the other side (from a consumer; never stored)."""
+    layer = get_channel_layer()
+    html = render_to_string("handoffs/chat.html#typing-oob", {"label": label})
+    target = customer_group(conversation_id) if who == "agent" else agents_group(conversation_id)
+    await layer.group_send(target, {"type": "chat.typing", "html": html})
+
+
+def conversation_closed_on_commit(*, conversation_id: int) -> None:
+    """After the closing messages: end the customer's sockets (the link stops working)."""
+    transaction.on_commit(
+        lambda: send(customer_group(conversation_id), {"type": "conversation.closed"}),
+        robust=True,
+    )

@@ -6,13 +6,15 @@ lost while the socket was down can never leave stale rows on screen.
 
 from __future__ import annotations
 
+import json
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.cache import cache
 from django.template.loader import render_to_string
 
 from . import broadcast, selectors, services
-from .models import Agent, Presence
+from .models import Agent, Conversation, Message, Presence, Sender
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -137,3 +139,104 @@ class HandoffConsumer(AgentConsumer):
             "handoffs/card.html#status-oob",
             {"handoff": handoff, "can_accept": handoff.status == "waiting"},
         )
+
+
+class ConversationConsumer(AgentConsumer):
+    """The agent's side of a chat: messages (notes included) and the customer typing."""
+
+    conversation_id: int | None = None
+
+    @database_sync_to_async
+    def groups_for(self, agent: Agent) -> list[str] | None:
+        handoff = selectors.visible_handoff(
+            agent=agent, handoff_id=self.scope["url_route"]["kwargs"]["pk"]
+        )
+        if handoff is None or handoff.conversation_id is None:
+            return None
+        if handoff.accepted_by_id != agent.pk and not agent.is_supervisor:
+            return None
+        self.conversation_id = handoff.conversation_id
+        return [
+            broadcast.agents_group(handoff.conversation_id),
+            broadcast.handoff_group(handoff.pk),
+        ]
+
+    @database_sync_to_async
+    def snapshot(self, agent: Agent) -> str:
+        messages = Message.objects.filter(conversation_id=self.conversation_id).order_by("seq")
+        return render_to_string(
+            "handoffs/chat.html#messages",
+            {"chat_messages": messages, "audience": "agent", "oob": True},
+        )
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if _is_typing(text_data) and self.conversation_id is not None:
+            name = self.agent.user.first_name or "Your support agent"
+            await broadcast.typing(conversation_id=self.conversation_id, who="agent", label=name)
+
+    async def chat_message(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def chat_typing(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+
+def _is_typing(text_data: str | None) -> bool:
+    if not text_data or len(text_data) > 200:
+        return False
+    try:
+        return json.loads(text_data).get("typing") is True
+    except (ValueError, AttributeError):
+        return False
+
+
+@database_sync_to_async
+def _open_conversation(token: str) -> Conversation | None:
+    return Conversation.objects.filter(token=token, closed_at=None).first()
+
+
+class CustomerConsumer(AsyncWebsocketConsumer):
+    """The customer's web chat: whoever holds the unguessable link, while it is open."""
+
+    conversation: Conversation | None = None
+
+    async def connect(self) -> None:
+        self.conversation = await _open_conversation(self.scope["url_route"]["kwargs"]["token"])
+        if self.conversation is None:
+            await self.close(code=4404)
+            return
+        self.group = broadcast.customer_group(self.conversation.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send(text_data=await self.snapshot())
+
+    @database_sync_to_async
+    def snapshot(self) -> str:
+        messages = (
+            Message.objects.filter(conversation=self.conversation)
+            .exclude(sender=Sender.NOTE)
+            .order_by("seq")
+        )
+        return render_to_string(
+            "handoffs/chat.html#messages",
+            {"chat_messages": messages, "audience": "customer", "oob": True},
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if self.conversation is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if _is_typing(text_data):
+            await broadcast.typing(
+                conversation_id=self.conversation.pk, who="customer", label="Customer"
+            )
+
+    async def chat_message(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def chat_typing(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def conversation_closed(self, event: dict) -> None:
+        await self.close(code=4410)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from .memory import get_store
 from .memory.base import MemoryError as StoreError
@@ -22,10 +22,11 @@ def teams_for(agent: Agent) -> QuerySet[Team]:
 
 def queue_for_agent(*, agent: Agent) -> list[Handoff]:
     """Waiting handoffs in the agent's teams: most urgent, most important, longest wait."""
+    qs = Handoff.objects.filter(status=Status.WAITING, team__in=teams_for(agent))
+    if not agent.is_supervisor:
+        qs = qs.filter(Q(assigned_to=None) | Q(assigned_to=agent))
     return list(
-        Handoff.objects.filter(status=Status.WAITING, team__in=teams_for(agent))
-        .select_related("team")
-        .order_by("-urgency_rank", "-importance", "created_at", "pk")
+        qs.select_related("team").order_by("-urgency_rank", "-importance", "created_at", "pk")
     )
 
 

@@ -27,6 +27,7 @@ from .memory.embedded import EmbeddedStore
 from .models import URGENCY_RANK, Agent, Bot, Event, Handoff, Presence, Source, Status, Team
 
 HANDOFF_TYPE = "handoff"
+AGENT_NAME_MAX = 241  # Handoff.from_agent / to_agent max_length
 CHAIN_WINDOW_DAYS = 14
 
 
@@ -59,7 +60,15 @@ def dedupe_key(
 
 
 def _route(to_agent: str) -> tuple[Team | None, Bot | None, bool]:
-    """The team (or bot) a ``to_agent`` names; unknown targets go to the default team."""
+    """The team (or bot) a ``to_agent`` names; unknown targets go to the default team.
+
+    ``human:<username>`` routes to that agent's first team (the hop is assigned to them).
+    """
+    if to_agent.startswith("human:"):
+        agent = Agent.objects.filter(user__username=to_agent[6:]).first()
+        team = agent.teams.order_by("slug").first() if agent is not None else None
+        if team is not None:
+            return team, None, False
     team = Team.objects.filter(slug=to_agent).first()
     if team is not None:
         return team, None, False
@@ -108,6 +117,7 @@ def handoff_intake(
     bot: Bot | None = None,
     previous: Handoff | None = None,
     actor: str | None = None,
+    assigned_to: Agent | None = None,
 ) -> IntakeResult:
     """Record one handoff hop (or return the one already recorded for the same data).
 
@@ -167,11 +177,16 @@ def handoff_intake(
             status=Status.BOT_HOP if to_bot else Status.WAITING,
             memory_id=memory_id,
             dedupe_key=key,
+            assigned_to=assigned_to,
         )
         if previous is not None:
             handoff.chain_id = previous.chain_id
             handoff.hop_index = previous.hop_index + 1
             handoff.previous = previous
+        if handoff.team is not None or (previous is not None and previous.conversation_id):
+            from .chat import conversation_for_new_hop
+
+            handoff.conversation = conversation_for_new_hop(handoff=handoff, previous=previous)
         try:
             with transaction.atomic():
                 handoff.save()
@@ -203,13 +218,14 @@ def handoff_intake_from_memory(*, memory: dict[str, Any], bot: Bot | None) -> In
     metadata = memory.get("metadata") or {}
     from_agent = str(
         metadata.get("from_agent") or metadata.get("agent") or (bot.name if bot else "unknown")
-    )
+    )[:AGENT_NAME_MAX]
     importance = memory.get("importance")
     return handoff_intake(
         customer=memory["agent_id"],
         source_session_id=memory.get("session_id") or "",
         from_agent=from_agent,
-        to_agent=str(metadata.get("to_agent") or ""),
+        # Metadata is free-form; the columns hold 241 characters (PostgreSQL enforces it).
+        to_agent=str(metadata.get("to_agent") or "")[:AGENT_NAME_MAX],
         summary=memory["content"],
         importance=float(importance) if importance is not None else 1.0,
         sentiment=metadata.get("sentiment"),
@@ -295,6 +311,8 @@ def handoff_accept(*, handoff_id: int, agent: Agent) -> Handoff:
         handoff = Handoff.objects.select_related("team").filter(pk=handoff_id).first()
         if handoff is None or handoff.team_id is None or not can_see(agent, handoff):
             raise HandoffNotFound("no such handoff in your queues")
+        if handoff.assigned_to_id not in (None, agent.pk) and not agent.is_supervisor:
+            raise HandoffNotFound("this handoff was transferred to another agent")
         # Lock the agent row so two accepts by the same agent can't both pass capacity.
         Agent.objects.select_for_update().filter(pk=agent.pk).first()
         if open_conversations(agent) >= agent.capacity:
@@ -312,6 +330,9 @@ def handoff_accept(*, handoff_id: int, agent: Agent) -> Handoff:
                 raise HandoffConflict(f"Already accepted by {name}.")
             raise HandoffConflict(f"This handoff is {handoff.get_status_display().lower()}.")
         handoff.refresh_from_db()
+        from .chat import on_accepted
+
+        on_accepted(handoff=handoff, agent=agent)
         Event.objects.create(
             handoff=handoff,
             kind="handoff.accepted",

@@ -23,6 +23,11 @@ api_patterns = [
     re_path(r"^v1/", wire.not_found),
     path("api/v1/handoffs", intake.handoff_create, name="api-handoff-create"),
     path("api/v1/handoffs/<uuid:public_id>", intake.handoff_detail, name="api-handoff-detail"),
+    path(
+        "api/v1/conversations/<uuid:public_id>/messages",
+        intake.conversation_messages,
+        name="api-conversation-messages",
+    ),
     re_path(r"^api/", wire.not_found),
 ]
 
@@ -32,6 +37,14 @@ console_patterns = [
     path("handoffs/<int:pk>/accept", views.handoff_accept, name="handoff-accept"),
     path("conversations/", views.my_conversations, name="my-conversations"),
     path("conversations/<int:pk>/", views.conversation, name="conversation"),
+    path(
+        "conversations/<int:pk>/messages",
+        views.conversation_message,
+        name="conversation-messages",
+    ),
+    path("conversations/<int:pk>/close", views.conversation_close, name="conversation-close"),
+    path("c/<str:token>/", views.customer_chat, name="customer-chat"),
+    path("c/<str:token>/messages", views.customer_message, name="customer-messages"),
     path("presence", views.presence, name="presence"),
 ]
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from . import selectors, services
-from .models import Agent, Handoff, Status
+from . import chat, selectors, services
+from .models import Agent, Conversation, Handoff, Sender, Status, Team
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -90,15 +92,142 @@ def handoff_accept(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect("conversation", pk=pk)
 
 
-@require_GET
-@agent_required
-def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def _conversation_hop(request: HtmxHttpRequest, pk: int) -> Handoff:
+    """The hop if this agent owns it (or is a supervisor); 404 otherwise."""
     handoff = selectors.visible_handoff(agent=request.agent, handoff_id=pk)
     if handoff is None or (
         handoff.accepted_by_id != request.agent.pk and not request.agent.is_supervisor
     ):
         raise Http404("No such conversation.")
-    return render(request, "handoffs/conversation.html", _card_context(request, handoff))
+    return handoff
+
+
+@require_GET
+@agent_required
+def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    handoff = _conversation_hop(request, pk)
+    context = _card_context(request, handoff)
+    conversation = handoff.conversation
+    owner = handoff.accepted_by_id == request.agent.pk and handoff.status == Status.ACCEPTED
+    transcript = list(conversation.messages.order_by("seq")) if conversation else []
+    context.update(
+        conversation=conversation,
+        chat_messages=transcript,
+        owner=owner,
+        agent_has_spoken=any(m.sender == Sender.AGENT for m in transcript),
+        suggestion=chat.suggested_first_message(handoff=handoff, agent=request.agent),
+        trend=chat.sentiment_trend(conversation, handoff) if conversation else {},
+        customer_url=(
+            request.build_absolute_uri(reverse("customer-chat", args=[conversation.token]))
+            if conversation
+            else ""
+        ),
+        all_teams=Team.objects.exclude(pk=handoff.team_id),
+        colleagues=Agent.objects.exclude(pk=request.agent.pk).select_related("user"),
+    )
+    return render(request, "handoffs/conversation.html", context)
+
+
+@require_POST
+@agent_required
+def conversation_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    handoff = _conversation_hop(request, pk)
+    if handoff.conversation is None:
+        raise Http404("No conversation.")
+    sender = Sender.NOTE if request.POST.get("note") else Sender.AGENT
+    try:
+        result = chat.message_post(
+            conversation=handoff.conversation,
+            sender=sender,
+            body=request.POST.get("body"),
+            client_id=request.POST.get("client_id"),
+            agent=request.agent,
+        )
+    except services.HandoffError as exc:
+        return flash(request, exc.message, status=exc.status)
+    return render(
+        request,
+        "handoffs/chat.html#message",
+        {"message": result.message, "audience": "agent"},
+        status=201 if result.created else 200,
+    )
+
+
+@require_POST
+@agent_required
+def conversation_close(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Resolve, transfer or hand back (the endings form)."""
+    action = request.POST.get("action")
+    note = request.POST.get("note", "")
+    rating = request.POST.get("rating", "")
+    try:
+        if action == "resolve":
+            chat.conversation_resolve(
+                handoff_id=pk, agent=request.agent, summary=note, rating=rating
+            )
+            done = "Conversation resolved."
+        elif action == "transfer":
+            chat.handoff_transfer(
+                handoff_id=pk,
+                agent=request.agent,
+                to=request.POST.get("to", ""),
+                note=note,
+                rating=rating,
+            )
+            done = "Conversation transferred."
+        elif action == "handback":
+            chat.handoff_hand_back(handoff_id=pk, agent=request.agent, note=note, rating=rating)
+            done = "Conversation handed back to the bot."
+        else:
+            return flash(request, "Choose resolve, transfer or hand back.", status=400)
+    except services.HandoffError as exc:
+        messages.error(request, exc.message)
+        return redirect("conversation", pk=pk)
+    messages.success(request, done)
+    return redirect("queue")
+
+
+# ---------------------------------------------------------------- the customer's side
+def _open_conversation(token: str) -> Conversation | None:
+    return Conversation.objects.filter(token=token).first()
+
+
+@require_GET
+def customer_chat(request: HttpRequest, token: str) -> HttpResponse:
+    """The customer's web chat: anyone holding the link, until the conversation closes."""
+    conversation = _open_conversation(token)
+    if conversation is None:
+        raise Http404("No such conversation.")
+    if not conversation.is_open:
+        return render(request, "handoffs/customer_closed.html", status=410)
+    messages_ = conversation.messages.exclude(sender=Sender.NOTE).order_by("seq")
+    return render(
+        request,
+        "handoffs/customer_chat.html",
+        {"conversation": conversation, "chat_messages": messages_},
+    )
+
+
+@require_POST
+def customer_message(request: HttpRequest, token: str) -> HttpResponse:
+    conversation = _open_conversation(token)
+    if conversation is None:
+        raise Http404("No such conversation.")
+    try:
+        result = chat.message_post(
+            conversation=conversation,
+            sender=Sender.CUSTOMER,
+            body=request.POST.get("body"),
+            client_id=request.POST.get("client_id"),
+        )
+    except services.HandoffError as exc:
+        return flash(request, exc.message, status=exc.status)
+    return render(
+        request,
+        "handoffs/chat.html#message",
+        {"message": result.message, "audience": "customer"},
+        status=201 if result.created else 200,
+    )
 
 
 @require_GET

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -52,12 +53,17 @@ def auth_error(message: str, code: str) -> JsonResponse:
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
     """The request's JSON object; 400 for malformed JSON or a non-object, 413 if huge."""
-    if len(request.body) > MAX_BODY_BYTES:
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        # Past DATA_UPLOAD_MAX_MEMORY_SIZE Django refuses to read it at all.
+        raise MemoryPayloadTooLarge("request body is larger than 10 MiB") from None
+    if len(raw) > MAX_BODY_BYTES:
         raise MemoryPayloadTooLarge("request body is larger than 10 MiB")
-    if not request.body:
+    if not raw:
         return {}
     try:
-        data = json.loads(request.body)
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MemoryValidationError("malformed JSON body", details=str(exc)[:200]) from None
     if not isinstance(data, dict):

@@ -6,17 +6,19 @@ import hashlib
 import json
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
 
-from .. import services
+from .. import chat, services
 from ..memory.base import (
     MemoryValidationError,
     validate_agent_id,
     validate_content,
     validate_importance,
 )
-from ..models import Handoff, IdempotencyRecord
+from ..models import Conversation, Handoff, IdempotencyRecord, Sender
 from .common import bot_api, error_response, json_body, string_field
 
 INTAKE_FIELDS = {
@@ -31,6 +33,20 @@ INTAKE_FIELDS = {
     "customer_name",
     "importance",
 }
+
+
+def conversation_json(conversation: Conversation | None) -> dict[str, Any] | None:
+    if conversation is None:
+        return None
+    return {
+        "id": str(conversation.public_id),
+        "channel": conversation.channel,
+        "customer_url": settings.CONSOLE_PUBLIC_URL.rstrip("/")
+        + reverse("customer-chat", args=[conversation.token]),
+        "bot_muted": conversation.bot_muted,
+        "closed": conversation.closed_at is not None,
+        "last_seq": conversation.last_seq,
+    }
 
 
 def handoff_json(handoff: Handoff) -> dict[str, Any]:
@@ -57,6 +73,7 @@ def handoff_json(handoff: Handoff) -> dict[str, Any]:
         "accepted_by": handoff.accepted_by.user.get_username() if handoff.accepted_by else None,
         "created_at": handoff.created_at.isoformat(),
         "accepted_at": handoff.accepted_at.isoformat() if handoff.accepted_at else None,
+        "conversation": conversation_json(handoff.conversation),
     }
 
 
@@ -76,13 +93,15 @@ def _parse_intake(data: dict[str, Any]) -> dict[str, Any]:
     urgency = data.get("urgency")
     if urgency is not None and services.estimate.parse_urgency(urgency) is None:
         raise MemoryValidationError("urgency must be low, normal, high or critical")
+    importance = data.get("importance")
     return {
         "customer": customer,
         "source_session_id": string_field(data, "source_session_id", max_length=64) or "",
         "from_agent": from_agent,
         "to_agent": to_agent,
         "summary": summary,
-        "importance": validate_importance(data.get("importance", 1.0)),
+        # Handoffs default to importance 1.0 (validate_importance's default is 0.5).
+        "importance": 1.0 if importance is None else validate_importance(importance),
         "sentiment": sentiment,
         "urgency": urgency,
         "reason": string_field(data, "reason", max_length=500) or "",
@@ -149,3 +168,46 @@ def handoff_detail(request: HttpRequest, public_id: str) -> JsonResponse:
             404, f"handoff {public_id} not found", "NOT_FOUND", resource="handoff"
         )
     return JsonResponse({"handoff": handoff_json(handoff)})
+
+
+@bot_api(("GET", "POST"))
+def conversation_messages(request: HttpRequest, public_id: str) -> JsonResponse:
+    """The API channel: a bot relays customer messages (and speaks when not muted).
+
+    POST ``{"client_id", "body", "sender": "customer" | "bot"}``: 201 new, 200 replayed
+    (same ``client_id``), 409 ``BOT_MUTED`` for a bot message while a human owns the
+    conversation, 410 once it is closed. GET ``?after=<seq>`` lists public messages.
+    Only the bot that created the conversation may use it (others get 404).
+    """
+    conversation = Conversation.objects.filter(public_id=public_id, bot=request.bot).first()
+    if conversation is None:
+        return error_response(
+            404, f"conversation {public_id} not found", "NOT_FOUND", resource="conversation"
+        )
+    if request.method == "GET":
+        try:
+            after = int(request.GET.get("after", "0"))
+        except ValueError:
+            raise MemoryValidationError("after must be an integer") from None
+        rows = conversation.messages.exclude(sender=Sender.NOTE).filter(seq__gt=after)
+        return JsonResponse(
+            {
+                "conversation": conversation_json(conversation),
+                "messages": [chat.message_json(m) for m in rows.order_by("seq")[:500]],
+            }
+        )
+    data = json_body(request)
+    sender = data.get("sender", "customer")
+    if sender not in {Sender.CUSTOMER, Sender.BOT}:
+        raise MemoryValidationError("sender must be customer or bot")
+    result = chat.message_post(
+        conversation=conversation,
+        sender=sender,
+        body=data.get("body"),
+        client_id=data.get("client_id"),
+        bot=request.bot,
+    )
+    return JsonResponse(
+        {"message": chat.message_json(result.message), "created": result.created},
+        status=201 if result.created else 200,
+    )

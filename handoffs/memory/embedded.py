@@ -23,6 +23,7 @@ from django.utils import timezone
 from . import lexical
 from .base import (
     MAX_BATCH,
+    MAX_CONTENT_BYTES,
     MemoryNotFound,
     MemoryValidationError,
     is_auto_summary,
@@ -174,7 +175,11 @@ class EmbeddedStore:
         if summary is not None:
             if not isinstance(summary, str):
                 raise MemoryValidationError("summary must be a string")
-            validate_content(summary)
+            if len(summary.encode()) > MAX_CONTENT_BYTES:
+                # A 400, not a 413, on a real server (SDK 0.14.1 ``end_session``).
+                raise MemoryValidationError(
+                    f"summary is longer than {MAX_CONTENT_BYTES} bytes", details="summary"
+                )
         with transaction.atomic():  # select_for_update needs one (PostgreSQL)
             try:
                 session = self._session(session_id, for_update=True)

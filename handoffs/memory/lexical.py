@@ -16,6 +16,8 @@ from django.db import connection
 
 TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
 MAX_QUERY_TERMS = 32
+# Metadata values that take part in text search (the PostgreSQL column lists the same).
+INDEXED_METADATA = ("type", "kind", "agent", "from_agent", "to_agent")
 CANDIDATES = 200
 
 _STOPWORDS = (
@@ -35,8 +37,8 @@ def query_terms(query: str) -> list[str]:
 
 
 def index_text(*, content: str, tags: list[str], metadata: dict[str, Any]) -> str:
-    """The text indexed for a memory: content, tags and the type words of metadata."""
-    extra = [str(metadata.get(key, "")) for key in ("type", "kind") if metadata.get(key)]
+    """The text indexed for a memory: content, tags, and metadata's type and agent names."""
+    extra = [str(metadata[key]) for key in INDEXED_METADATA if metadata.get(key)]
     return " ".join([content, *tags, *extra])
 
 

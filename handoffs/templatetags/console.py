@@ -28,3 +28,10 @@ def unix_to_datetime(value):
     if value in (None, ""):
         return None
     return dt.datetime.fromtimestamp(int(value), tz=dt.UTC)
+
+
+@register.filter
+def score_label(value) -> str:
+    from handoffs.estimate import sentiment_from_score
+
+    return sentiment_from_score(float(value)).value if value is not None else ""

@@ -59,9 +59,10 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            if server is not None and server.poll() is None:
-                server.send_signal(signal.SIGINT)
-                server.wait(timeout=10)
+            for process in (server, worker):
+                if process is not None and process.poll() is None:
+                    process.send_signal(signal.SIGINT)
+                    process.wait(timeout=10)
 
     def _wait_ready(self, base, server):
         deadline = time.monotonic() + 30

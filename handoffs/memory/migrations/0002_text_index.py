@@ -17,7 +17,9 @@ SQLITE_BACKWARD = ["DROP TRIGGER IF EXISTS memory_fts_delete", "DROP TABLE IF EX
 POSTGRES_FORWARD = [
     "ALTER TABLE memory_memory ADD COLUMN search tsvector GENERATED ALWAYS AS ("
     "to_tsvector('english', content || ' ' || coalesce(tags::text, '') || ' ' || "
-    "coalesce(metadata->>'type', '') || ' ' || coalesce(metadata->>'kind', ''))) STORED",
+    "coalesce(metadata->>'type', '') || ' ' || coalesce(metadata->>'kind', '') || ' ' || "
+    "coalesce(metadata->>'agent', '') || ' ' || coalesce(metadata->>'from_agent', '') || ' ' || "
+    "coalesce(metadata->>'to_agent', ''))) STORED",
     "CREATE INDEX memory_search_gin ON memory_memory USING gin (search)",
 ]
 POSTGRES_BACKWARD = [

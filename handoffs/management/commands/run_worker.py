@@ -1,0 +1,20 @@
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from handoffs import outbox
+
+
+class Command(BaseCommand):
+    help = "Deliver webhooks and queued memory writes (safe to run in several processes)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--poll", type=float, default=1.0, help="Seconds between passes")
+        parser.add_argument("--once", action="store_true", help="One pass, then exit")
+
+    def handle(self, *args, **options):
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        outbox.run_worker(poll=options["poll"], stop=stop, once=options["once"])
