@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
@@ -66,7 +67,28 @@ def health_ready(request: HttpRequest) -> JsonResponse:
         )
         response["Retry-After"] = "5"
         return response
-    return JsonResponse({"status": "ready", "checks": {"database": "ok"}})
+    checks: dict[str, Any] = {"database": "ok"}
+    if settings.DAKERA_URL:
+        # Remote mode: is the configured Dakera answering, and does it accept our key?
+        from ..memory.remote import get_remote_store
+
+        report = get_remote_store().check()
+        checks["memory"] = {
+            key: report[key] for key in ("mode", "reachable", "healthy", "key_accepted")
+        }
+        if not report["ok"]:
+            checks["memory"]["error"] = report["reason"]
+            response = JsonResponse(
+                {
+                    "status": "not_ready",
+                    "reason": f"memory server: {report['reason']}",
+                    "checks": checks,
+                },
+                status=503,
+            )
+            response["Retry-After"] = "5"
+            return response
+    return JsonResponse({"status": "ready", "checks": checks})
 
 
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:

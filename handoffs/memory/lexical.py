@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection
 
 TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
+# The start of a TOKEN_RE word: not preceded by a word character other than "_".
+_WORD_START = r"(?<![^\W_])"
 MAX_QUERY_TERMS = 32
 # Metadata values that take part in text search (the PostgreSQL column lists the same).
 INDEXED_METADATA = ("type", "kind", "agent", "from_agent", "to_agent")
@@ -43,8 +46,35 @@ def index_text(*, content: str, tags: list[str], metadata: dict[str, Any]) -> st
 
 
 def namespace_token(agent_id: str) -> str:
-    """One index token per namespace, so FTS5 restricts a match to one agent_id."""
+    """One index token per namespace (the ``ns`` column; kept for inspection)."""
     return "ns" + hashlib.blake2b(agent_id.encode(), digest_size=10).hexdigest()
+
+
+# Consonants only: glued in front of a word, the prefix leaves the porter stemmer's
+# measure and vowel tests of the word unchanged, so the word stems as it would alone.
+_PREFIX_LETTERS = "bcdfghjklmnpqrstvwxz"
+
+
+def namespace_prefix(agent_id: str) -> str:
+    """19 consonants (80 bits of the namespace's hash) prefixed to every indexed word.
+
+    Each FTS5 term then belongs to one namespace, so a query reads only its own
+    namespace's doclists: its cost follows the namespace's size, not the table's
+    (``ns:X AND (a OR b)`` reads every namespace's ``a`` and ``b`` doclists, and
+    bm25's IDF pass walks them again).
+    """
+    value = int.from_bytes(hashlib.blake2b(agent_id.encode(), digest_size=10).digest(), "big")
+    letters = []
+    for _ in range(19):
+        value, digit = divmod(value, 20)
+        letters.append(_PREFIX_LETTERS[digit])
+    return "".join(letters)
+
+
+def scoped_text(agent_id: str, text: str) -> str:
+    """``text`` as the SQLite index stores it: each word behind the namespace prefix."""
+    prefix = namespace_prefix(agent_id)
+    return " ".join(prefix + word for word in TOKEN_RE.findall(text.lower()))
 
 
 def index_memories(rows: list[tuple[int, str, str]]) -> None:
@@ -54,7 +84,10 @@ def index_memories(rows: list[tuple[int, str, str]]) -> None:
     with connection.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO memory_fts(rowid, ns, body) VALUES (%s, %s, %s)",
-            [(pk, namespace_token(agent_id), text) for pk, agent_id, text in rows],
+            [
+                (pk, namespace_token(agent_id), scoped_text(agent_id, text))
+                for pk, agent_id, text in rows
+            ],
         )
 
 
@@ -75,10 +108,8 @@ def lexical_candidates(
 def _sqlite_candidates(
     *, agent_id: str, terms: list[str], base_sql: tuple[str, tuple] | None
 ) -> list[tuple[int, float]]:
-    match = "ns:{} AND ({})".format(
-        namespace_token(agent_id),
-        " OR ".join('body:"{}"'.format(term.replace('"', "")) for term in terms),
-    )
+    prefix = namespace_prefix(agent_id)
+    match = " OR ".join('body:"{}{}"'.format(prefix, term.replace('"', "")) for term in terms)
     sql = "SELECT rowid, bm25(memory_fts, 0.0, 1.0) FROM memory_fts WHERE memory_fts MATCH %s"
     params: list[Any] = [match]
     if base_sql is not None:
@@ -111,12 +142,29 @@ def _postgres_candidates(
         return [(pk, float(score)) for pk, score in cursor.fetchall()]
 
 
+def term_matcher(terms: list[str]) -> Callable[[str], set[str]]:
+    """``matched_terms`` for one query, compiled once: call it on each candidate's text.
+
+    A term matches a word it is a stem-prefix of, i.e. its stem occurs at the start of a
+    word; one regular-expression search per term replaces a Python loop over every word.
+    """
+    patterns = [
+        (
+            term,
+            re.compile(
+                _WORD_START + re.escape(term if len(term) <= 4 else term[: max(4, len(term) - 2)])
+            ),
+        )
+        for term in terms
+    ]
+
+    def matched(text: str) -> set[str]:
+        lowered = text.lower()
+        return {term for term, pattern in patterns if pattern.search(lowered)}
+
+    return matched
+
+
 def matched_terms(text: str, terms: list[str]) -> set[str]:
     """Query terms found in ``text`` (a term matches a word it is a stem-prefix of)."""
-    words = set(TOKEN_RE.findall(text.lower()))
-    found = set()
-    for term in terms:
-        stem = term if len(term) <= 4 else term[: max(4, len(term) - 2)]
-        if term in words or any(w.startswith(stem) for w in words):
-            found.add(term)
-    return found
+    return term_matcher(terms)(text)

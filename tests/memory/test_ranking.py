@@ -1,0 +1,292 @@
+"""Recall ranking of the embedded memory server: order, filters, access counting, expiry."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from handoffs import demo, services
+from handoffs.memory.embedded import EmbeddedStore
+from handoffs.memory.models import Memory
+
+pytestmark = pytest.mark.pg
+
+AGENT = "user-dave"
+
+
+@pytest.fixture
+def store(db) -> EmbeddedStore:
+    return EmbeddedStore()
+
+
+def put(store: EmbeddedStore, content: str, agent_id: str = AGENT, **fields) -> str:
+    return store.store(agent_id=agent_id, content=content, **fields)["memory"]["id"]
+
+
+def age(memory_id: str, days: float) -> None:
+    """Make a memory look ``days`` old."""
+    when = timezone.now() - dt.timedelta(days=days)
+    Memory.objects.filter(uid=memory_id).update(created_at=when, last_accessed_at=when)
+
+
+def ids(body: dict) -> list[str]:
+    return [hit["memory"]["id"] for hit in body["memories"]]
+
+
+def seed(store: EmbeddedStore) -> dict[str, str]:
+    session = store.start_session(
+        agent_id=AGENT, metadata={"agent": "tier1-bot", "channel": "chat"}
+    )
+    sid = session["session"]["id"]
+    made = {
+        "issue": put(
+            store,
+            "User reports billing discrepancy: charged $299 but plan is $199/mo",
+            importance=0.9,
+            metadata={"type": "issue"},
+            session_id=sid,
+        ),
+        "context": put(
+            store,
+            "User has been a customer since 2024. Account ID: ACC-4521.",
+            importance=0.8,
+            metadata={"type": "context"},
+            session_id=sid,
+        ),
+        "handoff": put(
+            store,
+            demo.SEED_SUMMARY,
+            importance=1.0,
+            metadata={
+                "type": "handoff",
+                "from_agent": "tier1-bot",
+                "to_agent": "billing-specialist",
+            },
+            session_id=sid,
+        ),
+    }
+    store.end_session(session_id=sid, summary="Bot->human handoff: billing overcharge")
+    store.start_session(agent_id=AGENT, metadata={"agent": "billing-specialist"})
+    return made
+
+
+def test_seed_handoff_summary_ranks_first(store):
+    made = seed(store)
+    body = store.recall(agent_id=AGENT, query=demo.SEED_QUERY, top_k=3)
+    assert ids(body) == [made["handoff"], made["issue"], made["context"]]
+    # It stays first over repeated recalls (access counts don't reorder it) ...
+    for _ in range(3):
+        assert ids(store.recall(agent_id=AGENT, query=demo.SEED_QUERY, top_k=1)) == [
+            made["handoff"]
+        ]
+    # ... and among many less important memories of the same namespace.
+    for i in range(30):
+        put(store, f"Billing issue note {i}: customer asked about the invoice", importance=0.5)
+    assert ids(store.recall(agent_id=AGENT, query=demo.SEED_QUERY, top_k=3))[0] == made["handoff"]
+
+
+def test_seed_through_the_intake_service_makes_one_handoff(store, teams):
+    """``services.memory_store`` is what the API calls: the seed's handoff memory intakes."""
+    session = store.start_session(agent_id=AGENT)["session"]["id"]
+    result = services.memory_store(
+        bot=None,
+        agent_id=AGENT,
+        content=demo.SEED_SUMMARY,
+        importance=1.0,
+        metadata={"type": "handoff", "from_agent": "tier1-bot", "to_agent": "billing-specialist"},
+        session_id=session,
+    )
+    top = store.recall(agent_id=AGENT, query=demo.SEED_QUERY, top_k=1)
+    assert ids(top) == [result["memory"]["id"]]
+
+
+def test_rank_score_is_non_increasing(store):
+    for i, (text, importance) in enumerate(
+        [
+            ("refund for the duplicate charge", 0.2),
+            ("duplicate charge on the card, refund requested", 0.9),
+            ("customer likes the new dashboard", 1.0),
+            ("charge disputed with the bank", 0.5),
+            ("refund processed", 0.7),
+            ("the printer is broken", 0.1),
+        ]
+    ):
+        memory_id = put(store, text, importance=importance)
+        age(memory_id, days=i * 7)
+    body = store.recall(agent_id=AGENT, query="refund duplicate charge", top_k=10)
+    scores = [hit["rank_score"] for hit in body["memories"]]
+    assert len(scores) == 6
+    assert scores == sorted(scores, reverse=True)
+    contents = [hit["memory"]["content"] for hit in body["memories"]]
+    assert contents[0] == "duplicate charge on the card, refund requested"
+    # A memory matching every query word beats an important one matching none.
+    assert contents.index("refund for the duplicate charge") < contents.index(
+        "customer likes the new dashboard"
+    )
+    for hit in body["memories"]:
+        assert set(hit) == {"memory", "score", "weighted_score", "smart_score", "rank_score"}
+        assert 0.0 <= hit["score"] <= 1.0
+    assert store.recall(agent_id=AGENT, query="refund", top_k=2)["memories"].__len__() == 2
+
+
+def test_recency_breaks_ties(store):
+    old = put(store, "password reset requested", importance=0.5)
+    new = put(store, "password reset requested", importance=0.5)
+    age(old, days=60)
+    assert ids(store.recall(agent_id=AGENT, query="password reset", top_k=2)) == [new, old]
+
+
+def test_session_filter(store):
+    first = store.start_session(agent_id=AGENT)["session"]["id"]
+    second = store.start_session(agent_id=AGENT)["session"]["id"]
+    a = put(store, "invoice question", session_id=first)
+    put(store, "invoice question again", session_id=second)
+    put(store, "invoice question without a session")
+    body = store.recall(agent_id=AGENT, query="invoice", session_id=first, top_k=10)
+    assert ids(body) == [a]
+
+
+def test_tags_filter_matches_any_tag(store):
+    billing = put(store, "card declined", tags=["billing", "card"])
+    urgent = put(store, "card stolen", tags=["urgent"])
+    put(store, "card expired", tags=["other"])
+    put(store, "card untagged")
+    body = store.recall(agent_id=AGENT, query="card", tags=["billing", "urgent"], top_k=10)
+    assert sorted(ids(body)) == sorted([billing, urgent])
+    assert ids(store.search(agent_id=AGENT, query="card", tags=["card"])) == [billing]
+    assert ids(store.recall(agent_id=AGENT, query="card", tags=["nope"])) == []
+
+
+def test_memory_type_filter(store):
+    semantic = put(store, "prefers email", memory_type="semantic")
+    put(store, "sent an email yesterday")
+    procedural = put(store, "to reset email, open settings", memory_type="procedural")
+    assert ids(store.recall(agent_id=AGENT, query="email", memory_type="semantic")) == [semantic]
+    assert ids(store.recall(agent_id=AGENT, query="email", memory_type="procedural")) == [
+        procedural
+    ]
+    assert ids(store.recall(agent_id=AGENT, query="email", memory_type="working")) == []
+
+
+def test_min_importance_filter(store):
+    low = put(store, "shipping delay", importance=0.2)
+    mid = put(store, "shipping address changed", importance=0.6)
+    high = put(store, "shipping lost", importance=0.9)
+    body = store.recall(agent_id=AGENT, query="shipping", min_importance=0.6, top_k=10)
+    assert ids(body) == [high, mid]
+    assert low not in ids(body)
+
+
+def test_since_and_until_filters(store):
+    ancient = put(store, "upgrade request one")
+    middle = put(store, "upgrade request two")
+    recent = put(store, "upgrade request three")
+    age(ancient, days=30)
+    age(middle, days=10)
+    now = timezone.now()
+    since = (now - dt.timedelta(days=20)).isoformat()
+    until = (now - dt.timedelta(days=5)).isoformat()
+    assert sorted(ids(store.recall(agent_id=AGENT, query="upgrade", since=since, top_k=10))) == (
+        sorted([middle, recent])
+    )
+    assert sorted(ids(store.recall(agent_id=AGENT, query="upgrade", until=until, top_k=10))) == (
+        sorted([ancient, middle])
+    )
+    both = store.recall(agent_id=AGENT, query="upgrade", since=since, until=until, top_k=10)
+    assert ids(both) == [middle]
+    zulu = (now - dt.timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert ancient not in ids(store.recall(agent_id=AGENT, query="upgrade", since=zulu))
+
+
+def test_filters_also_narrow_memories_that_match_no_word(store):
+    """Filters apply to the filler (non-matching) results too, not just lexical hits."""
+    tagged = put(store, "nothing in common", tags=["vip"], importance=0.9)
+    put(store, "nothing at all", importance=1.0)
+    assert ids(store.recall(agent_id=AGENT, query="refund", tags=["vip"])) == [tagged]
+
+
+def test_recall_bumps_access_and_search_does_not(store):
+    hit = put(store, "router keeps rebooting")
+    miss = put(store, "billing address", agent_id="user-other")
+    past = timezone.now() - dt.timedelta(days=3)
+    Memory.objects.update(last_accessed_at=past)
+
+    searched = store.search(agent_id=AGENT, query="router")
+    assert ids(searched) == [hit]
+    assert searched["total_count"] == 1
+    after_search = Memory.objects.get(uid=hit)
+    assert after_search.access_count == 0
+    assert after_search.last_accessed_at == past
+
+    recalled = store.recall(agent_id=AGENT, query="router")
+    assert recalled["memories"][0]["memory"]["access_count"] == 1
+    after_recall = Memory.objects.get(uid=hit)
+    assert after_recall.access_count == 1
+    assert after_recall.last_accessed_at > past
+    assert recalled["memories"][0]["memory"]["last_accessed_at"] == int(
+        after_recall.last_accessed_at.timestamp()
+    )
+    store.recall(agent_id=AGENT, query="router")
+    assert Memory.objects.get(uid=hit).access_count == 2
+    untouched = Memory.objects.get(uid=miss)
+    assert (untouched.access_count, untouched.last_accessed_at) == (0, past)
+
+
+def test_unknown_agent_recalls_nothing(store):
+    put(store, "some memory")
+    assert store.recall(agent_id="user-nobody", query="memory")["memories"] == []
+    assert store.search(agent_id="user-nobody", query="memory")["memories"] == []
+
+
+def test_namespaces_are_isolated(store):
+    mine = put(store, "secret plan details")
+    put(store, "secret plan details", agent_id="user-eve")
+    assert ids(store.recall(agent_id=AGENT, query="secret plan", top_k=10)) == [mine]
+
+
+def test_expired_memories_are_hidden(store):
+    kept = put(store, "warranty claim accepted")
+    ttl = put(store, "warranty claim pending", ttl_seconds=3600)
+    past = put(
+        store,
+        "warranty claim draft",
+        expires_at=int((timezone.now() - dt.timedelta(seconds=5)).timestamp()),
+    )
+    assert sorted(ids(store.recall(agent_id=AGENT, query="warranty", top_k=10))) == sorted(
+        [kept, ttl]
+    )
+    Memory.objects.filter(uid=ttl).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    assert ids(store.recall(agent_id=AGENT, query="warranty", top_k=10)) == [kept]
+    assert ids(store.search(agent_id=AGENT, query="warranty claim")) == [kept]
+    assert past not in ids(store.recall(agent_id=AGENT, query="draft"))
+    from handoffs.memory.base import MemoryNotFound
+
+    with pytest.raises(MemoryNotFound):
+        store.get_memory(agent_id=AGENT, memory_id=ttl)
+
+
+def test_forget_removes_from_recall(store):
+    session = store.start_session(agent_id=AGENT)["session"]["id"]
+    gone = put(store, "temporary access code 1234", session_id=session)
+    kept = put(store, "permanent access level admin", session_id=session)
+    assert sorted(ids(store.recall(agent_id=AGENT, query="access", top_k=10))) == sorted(
+        [gone, kept]
+    )
+    assert store.forget(agent_id="user-eve", memory_ids=[gone]) == {"deleted_count": 0}
+    assert store.forget(agent_id=AGENT, memory_ids=[gone]) == {"deleted_count": 1}
+    assert ids(store.recall(agent_id=AGENT, query="access code", top_k=10)) == [kept]
+    assert ids(store.search(agent_id=AGENT, query="temporary")) in ([], [kept])
+    assert gone not in ids(store.search(agent_id=AGENT, query="temporary"))
+    assert store.get_session(session_id=session)["memory_count"] == 1
+
+
+def test_queries_without_words_fall_back_to_importance(store):
+    low = put(store, "alpha", importance=0.1)
+    high = put(store, "beta", importance=0.9)
+    assert ids(store.recall(agent_id=AGENT, query="", top_k=2)) == [high, low]
+    assert ids(store.recall(agent_id=AGENT, query="the of and", top_k=2)) == [high, low]
+    # Punctuation and quotes in a query are words, never query syntax.
+    quoted = store.recall(agent_id=AGENT, query='alpha" OR "beta* NEAR(x) -- ; \'', top_k=2)
+    assert set(ids(quoted)) == {high, low}
