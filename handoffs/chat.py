@@ -150,9 +150,11 @@ def _post(
         return PostResult(
             Message.objects.get(conversation=conversation, client_id=client_id), False
         )
+    # The doorbell first: on-commit callbacks run in order, and the other side should
+    # see the message before its memory copy is written.
+    broadcast.message_posted_on_commit(message_id=message.pk)
     if sender in {Sender.CUSTOMER, Sender.AGENT, Sender.NOTE} and handoff is not None:
         _remember(handoff, message)
-    broadcast.message_posted_on_commit(message_id=message.pk)
     return PostResult(message, True)
 
 
@@ -274,7 +276,7 @@ def _webhook(conversation: Conversation, event: str, data: dict[str, Any]) -> No
 # ---------------------------------------------------------------- endings
 def _owned_hop(*, handoff_id: int, agent: Agent) -> Handoff:
     hop = (
-        Handoff.objects.select_for_update()
+        Handoff.objects.select_for_update(of=("self",))
         .select_related("conversation", "team")
         .filter(pk=handoff_id)
         .first()

@@ -83,12 +83,16 @@ def handoff_card(*, handoff: Handoff) -> HandoffCard:
             else []
         )
     except StoreError as exc:
-        card.context_error = exc.message
+        # The card still shows the console's own snapshot; the next load searches again.
+        card.context_error = f"context unavailable, retrying ({exc.message})"
         return card
     card.bot_transcript = [
         m
         for m in transcript
-        if not is_derived(m) and m["id"] != handoff.memory_id and not is_auto_summary(m)
+        if not is_derived(m)
+        and not is_auto_summary(m)
+        and m["id"] != handoff.memory_id
+        and m["content"].strip() != handoff.summary.strip()
     ]
     # What the transcript already shows isn't repeated under "recalled context".
     seen = {handoff.summary.strip()} | {m["content"].strip() for m in card.bot_transcript}

@@ -100,6 +100,14 @@ def start_daphne(port: int | None = None, extra_env: dict[str, str] | None = Non
     raise RuntimeError(f"daphne did not become ready on {url}; see {log.name}")
 
 
+@pytest.fixture(autouse=True)
+def fast_test_settings(settings):
+    """Test users never need a strong hash (PBKDF2 would dominate the run time), and
+    WhiteNoise need not scan every static file each time a test client starts."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.WHITENOISE_AUTOREFRESH = True
+
+
 @pytest.fixture(scope="session")
 def live_console(django_db_setup, django_db_blocker) -> Iterator[LiveServer]:
     """One Daphne for the session, serving the test database. Use with ``transactional_db``."""

@@ -117,6 +117,7 @@
     const code = evt.detail.event.code;
     if (code === 4401) { window.location.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname); return; }
     if (code === 4403) { setLive("offline", "Not allowed"); return; }
+    if (code === 4410) { setLive("offline", "Ended"); return; }  // closed: don't reconnect
     setLive("offline", "Reconnecting…");
     if (RECONNECTING_CODES.indexOf(code) < 0) {
       // The extension only retries abnormal closes; a clean server-side close (a restart,

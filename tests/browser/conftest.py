@@ -1,0 +1,201 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright against the live Daphne.
+
+The escalations these tests need are posted over HTTP to the live Daphne (the memory
+API), never created in process: the broadcast that makes rows appear lives in the
+Daphne process's in-memory channel layer, which an in-process service call can't reach.
+
+Playwright's own browser download does not work here; ``chromium`` on PATH is used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, sync_playwright
+
+from handoffs.models import Agent, Handoff
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+PASSWORD = "pw-for-tests-1"  # make_agent's default
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 10_000
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    """One Chromium for every browser test, stopped when the last of them is done.
+
+    Package scope, not session: the sync Playwright API leaves its event loop marked as
+    running in this thread until Playwright stops, so while it lives pytest-asyncio tests
+    can't start their loop and Django refuses ORM calls ("async context"). Stopping it
+    after this package keeps the rest of the run clean. Meanwhile the ORM calls these
+    tests make between browser steps (fixtures, reading the handoff a POST created) are
+    allowed with DJANGO_ALLOW_ASYNC_UNSAFE; nothing here runs async code.
+    """
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("chromium is not installed (make chromium)")
+    previous = os.environ.get(ASYNC_UNSAFE)
+    os.environ[ASYNC_UNSAFE] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop(ASYNC_UNSAFE, None)
+        else:
+            os.environ[ASYNC_UNSAFE] = previous
+
+
+@pytest.fixture
+def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    """Factory for isolated browser contexts (one per signed-in agent), closed after."""
+    contexts: list[BrowserContext] = []
+
+    def make(**kwargs: Any) -> BrowserContext:
+        kwargs.setdefault("viewport", {"width": 1280, "height": 900})
+        context = browser.new_context(**kwargs)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@dataclass
+class DialogWatch:
+    """Every JavaScript dialog (alert/confirm/prompt) any watched page opened."""
+
+    fired: list[str] = field(default_factory=list)
+
+    def watch(self, page: Page) -> Page:
+        def on_dialog(dialog: Dialog) -> None:
+            self.fired.append(f"{dialog.type}: {dialog.message} on {page.url}")
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        return page
+
+
+@pytest.fixture
+def dialogs() -> DialogWatch:
+    return DialogWatch()
+
+
+def login(context: BrowserContext, base_url: str, username: str, password: str = PASSWORD) -> Page:
+    """Sign in through the real login form; returns the page, left on the queue."""
+    page = context.new_page()
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert page.url == f"{base_url}/", f"login as {username} failed: {page.url}"
+    return page
+
+
+def wait_live(page: Page) -> None:
+    """Until the queue socket is open (the indicator says "Live")."""
+    page.locator("#live").filter(has_text="Live").wait_for()
+
+
+@dataclass
+class Escalator:
+    """Posts handoff memories to the live Daphne the way a bot does (memory API)."""
+
+    base_url: str
+    key: str
+    count: int = 0
+
+    def post(
+        self,
+        *,
+        summary: str,
+        customer: str = "cust-1001",
+        customer_name: str = "",
+        sentiment: str | None = "frustrated",
+        urgency: str | None = "high",
+        to_agent: str = "billing-specialist",
+        from_agent: str = "tier1-bot",
+        session_id: str | None = None,
+        importance: float = 1.0,
+    ) -> Handoff:
+        self.count += 1
+        metadata: dict[str, Any] = {
+            "type": "handoff",
+            "from_agent": from_agent,
+            "to_agent": to_agent,
+        }
+        if sentiment is not None:
+            metadata["sentiment"] = sentiment
+        if urgency is not None:
+            metadata["urgency"] = urgency
+        if customer_name:
+            metadata["customer_name"] = customer_name
+        body: dict[str, Any] = {
+            "agent_id": customer,
+            "content": summary,
+            "importance": importance,
+            "metadata": metadata,
+        }
+        if session_id:
+            body["session_id"] = session_id
+        response = self.request("POST", "/v1/memory/store", body)
+        memory_id = response["memory"]["id"]
+        return Handoff.objects.get(memory_id=memory_id)
+
+    def memory(self, customer: str, content: str, **fields: Any) -> dict[str, Any]:
+        """Store a plain memory (a turn of the bot's session, an account fact ...)."""
+        body = {"agent_id": customer, "content": content, **fields}
+        return self.request("POST", "/v1/memory/store", body)["memory"]
+
+    def session(self, customer: str, agent: str = "tier1-bot") -> str:
+        body = {"agent_id": customer, "metadata": {"agent": agent}}
+        return self.request("POST", "/v1/sessions/start", body)["session"]["id"]
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = httpx.request(
+            method,
+            f"{self.base_url}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture
+def escalate(live_server_url: str, bot_key: str) -> Escalator:
+    return Escalator(base_url=live_server_url, key=bot_key)
+
+
+@pytest.fixture
+def billing_agents(teams, make_agent) -> tuple[Agent, Agent]:
+    billing = teams["billing-specialist"]
+    return make_agent("alice", teams=[billing]), make_agent("bob", teams=[billing])
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

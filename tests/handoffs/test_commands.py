@@ -1,0 +1,104 @@
+"""Management commands other tools rely on: ``create_bot_key`` and ``createsuperuser``."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from handoffs.models import Bot
+from tests import conftest
+
+
+def create_bot_key(*args: str) -> list[str]:
+    out = io.StringIO()
+    call_command("create_bot_key", *args, stdout=out)
+    return out.getvalue().splitlines()
+
+
+def test_create_bot_key_prints_the_key_alone_on_its_last_line(db, client):
+    lines = create_bot_key("support-bot")
+    key = lines[-1]
+    assert key == key.strip()
+    assert key.startswith("dk-")
+    assert " " not in key
+    assert len(key) > 40
+    assert all(key not in line for line in lines[:-1])
+
+    bot = Bot.objects.get(name="support-bot")
+    assert bot.key_hash == hashlib.sha256(key.encode()).hexdigest()
+    assert bot.revoked_at is None
+
+    response = client.post(
+        "/v1/sessions/start",
+        {"agent_id": "user-dave"},
+        "application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert response.status_code == 200
+    assert response.json()["session"]["agent_id"] == "user-dave"
+    assert client.get("/v1/sessions", HTTP_X_API_KEY=key).status_code == 200
+
+
+def test_create_bot_key_sets_the_callback_url(db):
+    create_bot_key("hook-bot", "--callback-url", "https://bots.example.com/hook")
+    assert Bot.objects.get(name="hook-bot").callback_url == "https://bots.example.com/hook"
+
+
+def test_create_bot_key_refuses_an_existing_name_without_rotate(db):
+    first = create_bot_key("support-bot")[-1]
+    with pytest.raises(CommandError):
+        create_bot_key("support-bot")
+    assert Bot.objects.get(name="support-bot").check_key(first)
+
+
+def test_rotating_a_key_replaces_the_old_one(db, client):
+    old = create_bot_key("support-bot")[-1]
+    Bot.objects.filter(name="support-bot").update(revoked_at="2025-01-01T00:00:00Z")
+    new = create_bot_key("support-bot", "--rotate")[-1]
+    assert new != old
+    assert Bot.objects.count() == 1
+    assert client.get("/v1/sessions", HTTP_AUTHORIZATION=f"Bearer {new}").status_code == 200
+    denied = client.get("/v1/sessions", HTTP_AUTHORIZATION=f"Bearer {old}")
+    assert denied.status_code == 401
+    assert denied.json()["error"] == "authentication_error"
+
+
+def test_createsuperuser_noinput_reads_the_environment(db, client, monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "root-admin")
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "root@example.com")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-test-password-42")
+    call_command("createsuperuser", "--noinput", stdout=io.StringIO())
+
+    user = get_user_model().objects.get(username="root-admin")
+    assert user.is_superuser
+    assert user.is_staff
+    assert user.email == "root@example.com"
+    assert user.check_password("a-long-test-password-42")
+    assert client.login(username="root-admin", password="a-long-test-password-42")
+    assert client.get("/admin/handoffs/handoff/").status_code == 200
+
+
+def test_create_bot_key_from_the_shell(transactional_db, client):
+    """As scripts use it: ``python manage.py create_bot_key NAME | tail -n 1``."""
+    env = {**os.environ, **conftest.test_database_env(), "DJANGO_DEBUG": "1"}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "create_bot_key", "shell-bot"],
+        cwd=conftest.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.endswith("\n")
+    key = done.stdout.splitlines()[-1]
+    assert key.startswith("dk-")
+    assert key == key.strip()
+    assert client.get("/v1/sessions", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
