@@ -18,9 +18,69 @@ from .models import (
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "is_default", "warn_after_secs", "breach_after_secs"]
-    list_filter = ["is_default"]
+    """Teams and their policies; every change is audited (``team.policy_changed``)."""
+
+    list_display = [
+        "slug",
+        "name",
+        "is_default",
+        "warn_after_secs",
+        "breach_after_secs",
+        "unanswered_after_secs",
+        "requeue_unanswered",
+        "default_capacity",
+    ]
+    list_filter = ["is_default", "requeue_unanswered"]
     search_fields = ["slug", "name"]
+    fieldsets = [
+        (None, {"fields": ["slug", "name", "is_default"]}),
+        ("Waiting handoffs (SLA)", {"fields": ["warn_after_secs", "breach_after_secs"]}),
+        (
+            "Accepted conversations",
+            {"fields": ["unanswered_after_secs", "requeue_unanswered", "default_capacity"]},
+        ),
+    ]
+    actions = ["apply_default_capacity"]
+
+    def save_model(self, request: HttpRequest, obj: Team, form, change: bool) -> None:
+        before = Team.objects.filter(pk=obj.pk).values().first() if change else {}
+        super().save_model(request, obj, form, change)
+        changes = {
+            name: [before.get(name) if change else None, getattr(obj, name)]
+            for name in form.changed_data
+        }
+        if changes or not change:
+            team_audit(request, obj, "team.policy_changed", changes=changes, created=not change)
+
+    def delete_model(self, request: HttpRequest, obj: Team) -> None:
+        slug = obj.slug
+        super().delete_model(request, obj)
+        team_audit(request, obj, "team.deleted", slug=slug)
+
+    @admin.action(description="Apply the team's default capacity to its agents")
+    def apply_default_capacity(self, request: HttpRequest, queryset) -> None:
+        for team in queryset:
+            agents = list(team.agents.select_related("user"))
+            changed = {
+                a.user.get_username(): [a.capacity, team.default_capacity]
+                for a in agents
+                if a.capacity != team.default_capacity
+            }
+            Agent.objects.filter(pk__in=[a.pk for a in agents]).update(
+                capacity=team.default_capacity
+            )
+            team_audit(request, team, "team.capacity_applied", agents=changed)
+        self.message_user(request, f"Applied the default capacity of {queryset.count()} team(s).")
+
+
+def team_audit(request: HttpRequest, team: Team, kind: str, **data) -> None:
+    """An audit row for a change made in admin, with who made it."""
+    username = request.user.get_username()
+    Event.objects.create(
+        kind=kind,
+        actor=f"human:{username}",
+        data={"team": team.slug, "by": username, "via": "admin", **data},
+    )
 
 
 @admin.register(Agent)

@@ -42,12 +42,18 @@ def send(group: str, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
-        async_to_sync(layer.group_send)(group, event)
-    except Exception:
-        # A lost doorbell is recoverable (clients re-sync from the database); failing the
-        # request that already committed because the layer hiccuped is not.
-        logger.exception("group_send to %s failed", group)
+    for attempt in (1, 2):
+        try:
+            async_to_sync(layer.group_send)(group, event)
+            return
+        except Exception:
+            # After Redis restarts, a pooled connection to the old server fails once and
+            # is reconnected: retry once, or this doorbell is lost with no gap for any
+            # client to notice (tests/scaleout). A doorbell lost while Redis is down is
+            # recoverable (the sockets drop and re-sync from the database); failing the
+            # request that already committed because the layer hiccuped is not.
+            if attempt == 2:
+                logger.exception("group_send to %s failed", group)
 
 
 def publish_handoff_change(handoff_id: int, change: str) -> None:
@@ -66,9 +72,9 @@ def publish_handoff_change(handoff_id: int, change: str) -> None:
     event = {"type": "queue.update", "html": html, "change": change, "handoff_id": handoff.pk}
     if handoff.team is not None:
         send(queue_group(handoff.team.slug), event)
-    send(FLOOR, event)
     status_html = render_to_string("handoffs/card.html#status-oob", {"handoff": handoff})
     send(handoff_group(handoff.pk), {"type": "card.update", "html": status_html})
+    publish_floor()
 
 
 def handoff_changed_on_commit(*, handoff_id: int, change: str) -> None:
@@ -76,7 +82,7 @@ def handoff_changed_on_commit(*, handoff_id: int, change: str) -> None:
 
 
 def publish_presence(agent_id: int) -> None:
-    send(FLOOR, {"type": "floor.presence", "agent_id": agent_id})
+    publish_floor()
 
 
 def presence_changed_on_commit(*, agent_id: int) -> None:
@@ -133,4 +139,108 @@ def conversation_closed_on_commit(*, conversation_id: int) -> None:
     transaction.on_commit(
         lambda: send(customer_group(conversation_id), {"type": "conversation.closed"}),
         robust=True,
+    )
+
+
+# ---------------------------------------------------------------- the supervisors' floor
+FLOOR_WATCHERS = "floor:watchers"
+
+
+def floor_watched(delta: int = 0) -> int:
+    """How many floor sockets are open (all processes, via the shared cache)."""
+    from django.core.cache import cache
+
+    if delta:
+        cache.add(FLOOR_WATCHERS, 0, None)
+        try:
+            return cache.incr(FLOOR_WATCHERS, delta)
+        except ValueError:
+            return 0
+    return cache.get(FLOOR_WATCHERS, 0)
+
+
+def publish_floor() -> None:
+    """Re-read and render the floor summary once, and push it to every floor socket.
+
+    Skipped while no supervisor watches: rendering the floor costs more than the event
+    that rang it, and a floor socket gets a fresh snapshot when it connects anyway.
+    """
+    from .floor import floor_summary
+
+    if floor_watched() <= 0:
+        return
+    try:
+        html = render_to_string(
+            "handoffs/floor.html#floor-summary", {"summary": floor_summary(), "oob": True}
+        )
+    except Exception:
+        # The floor re-syncs on reconnect and every 30 s; the change that rang it stands.
+        logger.exception("rendering the floor failed")
+        return
+    send(FLOOR, {"type": "floor.update", "html": html})
+
+
+def notify_user(user_id: int, *, text: str, url: str = "", level: str = "info") -> None:
+    """A notice in the flash area of every console page this user has open."""
+    html = render_to_string(
+        "handoffs/_notice.html", {"text": text, "url": url, "level": level, "oob": True}
+    )
+    send(user_group(user_id), {"type": "user.notice", "html": html})
+
+
+def publish_reassigned(
+    handoff_id: int, *, old_team: str | None, old_user_id: int | None, by: str
+) -> None:
+    """A supervisor moved a handoff: fix the queues, tell both agents, ring the floor."""
+    from django.urls import reverse
+
+    from .models import Handoff, Status
+
+    handoff = (
+        Handoff.objects.select_related("team", "accepted_by__user", "assigned_to__user")
+        .filter(pk=handoff_id)
+        .first()
+    )
+    if handoff is None:
+        return
+    who = handoff.customer_name or handoff.customer
+    status_html = render_to_string("handoffs/card.html#status-oob", {"handoff": handoff})
+    send(handoff_group(handoff.pk), {"type": "card.update", "html": status_html})
+    if handoff.status == Status.WAITING and handoff.assigned_to is not None:
+        # Only the assignee (and supervisors) may take it now: off the team's screens,
+        # onto the assignee's.
+        gone = render_to_string("handoffs/queue.html#queue-row-gone", {"handoff": handoff})
+        for slug in {old_team, handoff.team.slug if handoff.team else None} - {None}:
+            send(queue_group(slug), {"type": "queue.update", "html": gone})
+        row = render_to_string("handoffs/queue.html#queue-row-oob", {"handoff": handoff})
+        target = handoff.assigned_to
+        send(user_group(target.user_id), {"type": "queue.update", "html": row})
+        notify_user(
+            target.user_id,
+            text=f"{by} assigned {who} to you.",
+            url=reverse("handoff", args=[handoff.pk]),
+        )
+    elif handoff.status == Status.ACCEPTED and handoff.accepted_by is not None:
+        notify_user(
+            handoff.accepted_by.user_id,
+            text=f"{by} gave you the conversation with {who}.",
+            url=reverse("conversation", args=[handoff.pk]),
+        )
+    if old_user_id is not None:
+        notify_user(old_user_id, text=f"{by} moved the conversation with {who} to a colleague.")
+    publish_floor()
+
+
+def handoff_reassigned_on_commit(
+    *, handoff_id: int, old_team: str | None, old_user_id: int | None, by: str
+) -> None:
+    transaction.on_commit(
+        lambda: publish_reassigned(handoff_id, old_team=old_team, old_user_id=old_user_id, by=by),
+        robust=True,
+    )
+
+
+def notify_user_on_commit(*, user_id: int, text: str, url: str = "", level: str = "info") -> None:
+    transaction.on_commit(
+        lambda: notify_user(user_id, text=text, url=url, level=level), robust=True
     )

@@ -13,13 +13,15 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.cache import cache
 from django.template.loader import render_to_string
 
-from . import broadcast, selectors, services
+from . import broadcast, floor, selectors, services
 from .models import Agent, Conversation, Message, Presence, Sender
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 SOCKETS_KEY = "presence:sockets:{}"
 SOCKETS_TTL = 26 * 3600  # longer than Daphne's 24-hour socket limit
+AWAY_KEY = services.AWAY_KEY
+AWAY_MEMORY_SECS = 300
 
 
 @database_sync_to_async
@@ -32,8 +34,14 @@ def _socket_opened(agent: Agent) -> None:
     key = SOCKETS_KEY.format(agent.pk)
     cache.add(key, 0, SOCKETS_TTL)
     cache.incr(key)
+    agent.refresh_from_db(fields=["presence"])
     if agent.presence == Presence.OFFLINE:
-        services.agent_set_presence(agent=agent, presence=Presence.ONLINE)
+        # Moving between pages closes one socket before the next opens: an agent who
+        # had set "away" comes back away, not online.
+        was_away = cache.get(AWAY_KEY.format(agent.pk))
+        services.agent_set_presence(
+            agent=agent, presence=Presence.AWAY if was_away else Presence.ONLINE
+        )
 
 
 @database_sync_to_async
@@ -46,10 +54,31 @@ def _socket_closed(agent: Agent) -> None:
     if remaining <= 0:
         cache.delete(key)
         agent.refresh_from_db(fields=["presence"])
+        if agent.presence == Presence.AWAY:
+            cache.set(AWAY_KEY.format(agent.pk), 1, AWAY_MEMORY_SECS)
         services.agent_set_presence(agent=agent, presence=Presence.OFFLINE, actor="system")
 
 
-class AgentConsumer(AsyncWebsocketConsumer):
+class ForwardingConsumer(AsyncWebsocketConsumer):
+    """Skips Channels' per-event database-connection cleanup for pure forwarders.
+
+    Channels runs ``close_old_connections`` on the sync thread before every handler;
+    handlers that only forward pre-rendered HTML never touch the database, and with
+    hundreds of sockets that hop per recipient is the bulk of a broadcast's cost.
+    """
+
+    FORWARD_ONLY = frozenset(
+        {"queue.update", "card.update", "chat.message", "chat.typing", "floor.update"}
+    )
+
+    async def dispatch(self, message: dict) -> None:
+        if message["type"] in self.FORWARD_ONLY:
+            await self.send(text_data=message["html"])
+            return
+        await super().dispatch(message)
+
+
+class AgentConsumer(ForwardingConsumer):
     """Base: only signed-in agents; closes when the user logs out."""
 
     agent: Agent | None = None
@@ -99,6 +128,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["html"])
 
     async def card_update(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def user_notice(self, event: dict) -> None:
         await self.send(text_data=event["html"])
 
 
@@ -195,7 +227,7 @@ def _open_conversation(token: str) -> Conversation | None:
     return Conversation.objects.filter(token=token, closed_at=None).first()
 
 
-class CustomerConsumer(AsyncWebsocketConsumer):
+class CustomerConsumer(ForwardingConsumer):
     """The customer's web chat: whoever holds the unguessable link, while it is open."""
 
     conversation: Conversation | None = None
@@ -240,3 +272,67 @@ class CustomerConsumer(AsyncWebsocketConsumer):
 
     async def conversation_closed(self, event: dict) -> None:
         await self.close(code=4410)
+
+
+# ---------------------------------------------------------------- the supervisors' floor
+@database_sync_to_async
+def _supervisor_for(user) -> Agent | None:
+    return floor.supervisor_of(user)
+
+
+@database_sync_to_async
+def _floor_snapshot() -> str:
+    return render_to_string(
+        "handoffs/floor.html#floor-summary", {"summary": floor.floor_summary(), "oob": True}
+    )
+
+
+class FloorConsumer(AsyncWebsocketConsumer):
+    """The live floor: supervisors and admins only. Every floor event carries the summary
+    already rendered (once, by ``broadcast.publish_floor``); this only forwards it.
+
+    Watching the floor is not being on duty, so unlike the agents' sockets it leaves the
+    supervisor's presence alone.
+    """
+
+    groups_joined: list[str]
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if await _supervisor_for(user) is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.groups_joined = [broadcast.user_group(user.pk), broadcast.FLOOR]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        self.watching = True
+        await database_sync_to_async(broadcast.floor_watched)(1)
+        await self.send(text_data=await _floor_snapshot())
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "watching", False):
+            await database_sync_to_async(broadcast.floor_watched)(-1)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The floor only listens."""
+
+    async def floor_update(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def user_notice(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def queue_update(self, event: dict) -> None:
+        """Queue rows sent to this user's group belong on the queue page, not here."""
+
+    async def card_update(self, event: dict) -> None:
+        """Card status changes belong on the card page, not here."""
+
+    async def session_logout(self, event: dict) -> None:
+        await self.close(code=CLOSE_UNAUTHENTICATED)

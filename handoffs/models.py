@@ -30,6 +30,19 @@ class Team(models.Model):
     breach_after_secs = models.PositiveIntegerField(
         default=300, help_text="A waiting handoff turns red (SLA breach) after this."
     )
+    unanswered_after_secs = models.PositiveIntegerField(
+        default=300,
+        help_text="An accepted conversation the agent hasn't answered for this long alerts "
+        "the supervisor.",
+    )
+    requeue_unanswered = models.BooleanField(
+        default=False,
+        help_text="Return an unanswered conversation to the queue (once) after alerting.",
+    )
+    default_capacity = models.PositiveSmallIntegerField(
+        default=3,
+        help_text="Open conversations per agent; the admin action applies it to the team.",
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -77,6 +90,11 @@ class Agent(models.Model):
     @property
     def is_supervisor(self) -> bool:
         return self.role == Role.SUPERVISOR or self.user.is_superuser
+
+    @property
+    def can_supervise(self) -> bool:
+        """Supervisors and admins (staff or superusers with a profile): the floor, reports."""
+        return self.is_supervisor or self.user.is_staff
 
 
 KEY_PREFIX = "dk-"
@@ -280,6 +298,15 @@ class Handoff(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Timer marks (handoffs.timers): each is set once by a conditional UPDATE, so an alert
+    # or a requeue happens once however many workers run.
+    sla_warned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sla_breached_at = models.DateTimeField(null=True, blank=True, editable=False)
+    unanswered_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    requeued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    reassigned_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Last moved by a supervisor."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -289,6 +316,26 @@ class Handoff(models.Model):
                 name="handoff_queue",
             ),
             models.Index(fields=["customer", "-created_at"], name="handoff_customer"),
+            # Covers every column the transfer report reads (handoffs.reports): one
+            # range scan of this narrow index instead of the wide table rows.
+            models.Index(
+                fields=[
+                    "created_at",
+                    "chain_id",
+                    "hop_index",
+                    "from_agent",
+                    "to_agent",
+                    "accepted_by",
+                    "team",
+                    "created_by_bot",
+                    "rating",
+                    "sentiment_score",
+                    "conversation",
+                    "accepted_at",
+                    "closed_at",
+                ],
+                name="handoff_report",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -363,6 +410,14 @@ class Message(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["conversation", "seq"], name="message_seq"),
             models.UniqueConstraint(fields=["conversation", "client_id"], name="message_client_id"),
+        ]
+        indexes = [
+            # The customer's scored messages, newest first (the report's closing sentiment).
+            models.Index(
+                fields=["conversation", "-seq", "sentiment_score"],
+                name="message_scores",
+                condition=models.Q(sentiment_score__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -239,6 +239,12 @@ def run_worker(
             except Exception:
                 logger.exception("outbox worker pass failed")
                 busy = 0
+            try:
+                from . import timers
+
+                timers.run_due()  # SLA and unanswered alerts; each fires once (see timers)
+            except Exception:
+                logger.exception("timers pass failed")
             if once:
                 return
             if not busy:

@@ -368,10 +368,17 @@ def _start_human_session(*, handoff: Handoff, agent: Agent) -> None:
     handoff.human_session_id = session["id"]
 
 
+AWAY_KEY = "presence:away:{}"  # set while an away agent has no socket open
+
+
 def agent_set_presence(*, agent: Agent, presence: str, actor: str | None = None) -> bool:
     """Set online / away / offline; returns True if it changed (and broadcasts then)."""
     if presence not in Presence.values:
         raise HandoffError(f"presence must be one of {', '.join(Presence.values)}")
+    if presence == Presence.ONLINE:
+        from django.core.cache import cache
+
+        cache.delete(AWAY_KEY.format(agent.pk))
     with transaction.atomic():
         changed = (
             Agent.objects.filter(pk=agent.pk)
@@ -387,3 +394,100 @@ def agent_set_presence(*, agent: Agent, presence: str, actor: str | None = None)
             )
             broadcast.presence_changed_on_commit(agent_id=agent.pk)
     return bool(changed)
+
+
+# ---------------------------------------------------------------- supervisors
+class NotReassignable(HandoffError):
+    status = 409
+    code = "NOT_REASSIGNABLE"
+
+
+def handoff_reassign(*, handoff_id: int, to_agent: Agent, by: Any) -> Handoff:
+    """A supervisor moves a waiting handoff or an open conversation to ``to_agent``.
+
+    Waiting: it is assigned to them (only they, or a supervisor, may accept it), moving
+    to one of their teams if they don't serve its team. Accepted: they become its owner
+    (within their capacity) and both agents are told. One conditional UPDATE on the
+    state that was read, audited as ``handoff.reassigned`` with ``by`` (the user).
+    Raises HandoffNotFound, NotReassignable, AgentAtCapacity, HandoffConflict.
+    """
+    now = timezone.now()
+    username = by.get_username()
+    with transaction.atomic():
+        handoff = (
+            Handoff.objects.select_related("team", "accepted_by__user", "assigned_to__user")
+            .filter(pk=handoff_id)
+            .first()
+        )
+        if handoff is None:
+            raise HandoffNotFound("no such handoff")
+        if handoff.status not in (Status.WAITING, Status.ACCEPTED):
+            raise NotReassignable(
+                f"This handoff is {handoff.get_status_display().lower()}; only waiting or "
+                "open conversations can be reassigned."
+            )
+        old_team = handoff.team
+        old_owner = handoff.accepted_by if handoff.status == Status.ACCEPTED else None
+        target_name = to_agent.user.get_full_name() or to_agent.user.get_username()
+        if handoff.status == Status.WAITING:
+            if handoff.assigned_to_id == to_agent.pk:
+                raise NotReassignable(f"It is already assigned to {target_name}.")
+            team = old_team
+            serves = team is not None and (
+                to_agent.is_supervisor or to_agent.teams.filter(pk=team.pk).exists()
+            )
+            if not serves:
+                team = to_agent.teams.order_by("slug").first()
+                if team is None:
+                    raise NotReassignable(f"{target_name} is in no team; add them to one first.")
+            moved = Handoff.objects.filter(
+                pk=handoff.pk, status=Status.WAITING, assigned_to=handoff.assigned_to_id
+            ).update(assigned_to=to_agent, team=team, reassigned_at=now)
+        else:
+            if handoff.accepted_by_id == to_agent.pk:
+                raise NotReassignable(f"{target_name} already owns this conversation.")
+            team = old_team
+            # Lock the target's row so two moves to one agent can't both pass capacity.
+            Agent.objects.select_for_update().filter(pk=to_agent.pk).first()
+            if open_conversations(to_agent) >= to_agent.capacity:
+                raise AgentAtCapacity(
+                    f"{target_name} already has {to_agent.capacity} open conversations "
+                    "(their limit)."
+                )
+            # The new owner gets a memory session of their own (started by the outbox on
+            # their first message) and a fresh unanswered timer.
+            moved = Handoff.objects.filter(
+                pk=handoff.pk, status=Status.ACCEPTED, accepted_by=handoff.accepted_by_id
+            ).update(
+                accepted_by=to_agent,
+                assigned_to=to_agent,
+                reassigned_at=now,
+                unanswered_alerted_at=None,
+                human_session_id="",
+            )
+        if moved != 1:
+            raise HandoffConflict("This handoff changed meanwhile; reload the floor.")
+        Event.objects.create(
+            handoff=handoff,
+            kind="handoff.reassigned",
+            actor=f"human:{username}",
+            data={
+                "by": username,
+                "status": handoff.status,
+                "from_agent": old_owner.user.get_username() if old_owner else None,
+                "previously_assigned": (
+                    handoff.assigned_to.user.get_username() if handoff.assigned_to else None
+                ),
+                "to_agent": to_agent.user.get_username(),
+                "team_from": old_team.slug if old_team else None,
+                "team_to": team.slug if team else None,
+            },
+        )
+        broadcast.handoff_reassigned_on_commit(
+            handoff_id=handoff.pk,
+            old_team=old_team.slug if old_team else None,
+            old_user_id=old_owner.user_id if old_owner else None,
+            by=by.get_full_name() or username,
+        )
+    handoff.refresh_from_db()
+    return handoff

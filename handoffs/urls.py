@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import views
+from . import supervisor_views, views
 from .api import intake
 from .api import memory as wire
 
@@ -49,3 +49,11 @@ console_patterns = [
 ]
 
 urlpatterns = api_patterns + console_patterns
+
+# The supervisors' pages (issue 5).
+urlpatterns += [
+    path("floor/", supervisor_views.floor_page, name="floor"),
+    path("floor/handoffs/<int:pk>/reassign", supervisor_views.floor_reassign, name="reassign"),
+    path("reports/transfers/", supervisor_views.transfer_report, name="transfer-report"),
+    path("reports/transfers.csv", supervisor_views.transfer_report_csv, name="transfer-csv"),
+]

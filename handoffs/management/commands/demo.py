@@ -30,8 +30,14 @@ class Command(BaseCommand):
 
         setup = demo.ensure_people_and_bot()
         base = f"http://{options['host']}:{options['port']}"
-        server = None
+        server = worker = None
         if not options["no_serve"]:
+            # Retries webhooks and memory writes the on-commit kick could not deliver.
+            worker = subprocess.Popen(  # noqa: S603
+                [sys.executable, "manage.py", "run_worker"],
+                cwd=settings.BASE_DIR,
+                env=os.environ.copy(),
+            )
             server = subprocess.Popen(  # noqa: S603
                 [
                     sys.executable,
