@@ -6,7 +6,7 @@ PG_URL ?= postgres://root@127.0.0.1:5432/postgres
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 export DJANGO_DEBUG ?= 1
 
-.PHONY: run test lint migrate chromium bench clean
+.PHONY: run run-scaleout test lint migrate chromium bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,29 @@ run: migrate
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py demo --host 127.0.0.1 --port 8000
 
+# Scale-out mode (docs/deployment.md): circus binds one socket on SCALEOUT_HOST:SCALEOUT_PORT
+# and runs WEB_PROCESSES Daphnes sharing it plus WORKER_PROCESSES run_worker processes, on
+# PostgreSQL (DATABASE_URL) and Redis (REDIS_URL). DEBUG is off: static files are served by
+# whitenoise from STATIC_ROOT, so a DJANGO_SECRET_KEY is required.
+WEB_PROCESSES ?= 2
+WORKER_PROCESSES ?= 1
+SCALEOUT_HOST ?= 127.0.0.1
+SCALEOUT_PORT ?= 8000
+CIRCUS_DIR ?= /tmp/handoff-console-circus-$(SCALEOUT_PORT)
+
+run-scaleout: export DJANGO_DEBUG = 0
+run-scaleout: $(VENV)/.runtime
+	@test -n "$$DATABASE_URL" || { echo "run-scaleout: set DATABASE_URL (postgres://user@host:5432/db)" >&2; exit 2; }
+	@test -n "$$REDIS_URL" || { echo "run-scaleout: set REDIS_URL (redis://host:6379/0)" >&2; exit 2; }
+	@test -n "$$DJANGO_SECRET_KEY" || { echo "run-scaleout: set DJANGO_SECRET_KEY (DEBUG is off)" >&2; exit 2; }
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	mkdir -p $(CIRCUS_DIR)
+	CONSOLE_ROOT=$(CURDIR) CONSOLE_PYTHON=$(abspath $(BIN))/python CIRCUS_DIR=$(CIRCUS_DIR) \
+	BIND_HOST=$(SCALEOUT_HOST) BIND_PORT=$(SCALEOUT_PORT) \
+	WEB_PROCESSES=$(WEB_PROCESSES) WORKER_PROCESSES=$(WORKER_PROCESSES) \
+	$(BIN)/circusd deploy/circus.ini
+
 # Browser tests drive Debian's Chromium; Playwright's own browser download can't work here.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
@@ -37,7 +60,7 @@ lint: $(VENV)/.dev
 
 test: $(VENV)/.dev chromium lint
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not scaleout"
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(BIN)/pytest -m pg
 
 bench: $(VENV)/.dev

@@ -127,7 +127,17 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s socket timeout by default, the same as the
+                # layer's blocking BZPOPMIN: the read times out first, the consumer dies
+                # and idle sockets drop every few seconds (channels_redis#422). Read
+                # longer than the 5 s pop; connect fails fast.
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}
+                ],
+                "capacity": 1500,
+                "expiry": 30,
+            },
         }
     }
     CACHES = {
@@ -175,6 +185,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024 + 1024
 # Memory backend: embedded (served from this database) unless DAKERA_URL is set.
 DAKERA_URL = os.environ.get("DAKERA_URL", "")
 DAKERA_API_KEY = os.environ.get("DAKERA_API_KEY", "")
+# Remote mode only (docs/remote-mode.md). Seconds to open a connection / to wait for an
+# answer; retries after a failed connect, a 429/503, or (reads and recall/search only)
+# a 5xx or timeout; the longest Retry-After waited for in a request (a longer one is
+# passed to the caller, which queues); and how long calls fail at once after the server
+# could not be reached (0 turns that off).
+DAKERA_CONNECT_TIMEOUT = float(os.environ.get("DAKERA_CONNECT_TIMEOUT") or 2)
+DAKERA_READ_TIMEOUT = float(os.environ.get("DAKERA_READ_TIMEOUT") or 10)
+DAKERA_MAX_RETRIES = env_int("DAKERA_MAX_RETRIES", 2)
+DAKERA_RETRY_AFTER_CAP = float(os.environ.get("DAKERA_RETRY_AFTER_CAP") or 5)
+DAKERA_FAIL_FAST_SECS = float(os.environ.get("DAKERA_FAIL_FAST_SECS") or 5)
 
 # Public base URL used in links handed to bots (customer chat links).
 CONSOLE_PUBLIC_URL = os.environ.get("CONSOLE_PUBLIC_URL", "http://127.0.0.1:8000")
