@@ -1,0 +1,145 @@
+"""``python -m bench``: run the benchmark scenarios, print a table, write JSON.
+
+.venv/bin/python -m bench                 # every scenario (about 4 minutes)
+.venv/bin/python -m bench --quick         # smoke run (under a minute)
+.venv/bin/python -m bench --only recall   # a subset (comma-separated or repeated)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import os
+import platform
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .core import SCENARIOS, Row, table, write_json
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAMES",
+        help=f"run only these scenarios (comma-separated, repeatable): {', '.join(SCENARIOS)}",
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller data, shorter runs")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=RESULTS / "latest.json",
+        help="where to write the results (default: bench/results/latest.json)",
+    )
+    parser.add_argument("--seed", type=int, default=1234, help="seed of the generated data")
+    parser.add_argument(
+        "--profile", action="store_true", help="also write cProfile output to bench/results/"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory (databases, Daphne logs)"
+    )
+    parser.add_argument("--silent", action="store_true", help="print only the table")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 1 when a target is missed"
+    )
+    args = parser.parse_args(argv)
+    names = [n.strip() for chunk in args.only for n in chunk.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    args.scenarios = [n for n in SCENARIOS if not names or n in names]
+    args.results_dir = args.json.parent
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir="/tmp"))
+    started = time.perf_counter()
+    started_at = dt.datetime.now(dt.UTC)
+
+    from . import env
+
+    env.setup_django(args.workdir)  # before any scenario module imports models
+    rows: list[Row] = []
+    timings: dict[str, float] = {}
+    loads: dict[str, tuple[float, float]] = {}
+    try:
+        for name in args.scenarios:
+            if not args.silent:
+                print(f"== {name}", flush=True)
+            module = importlib.import_module(SCENARIOS[name])
+            scenario_started = time.perf_counter()
+            load_before = os.getloadavg()[0]
+            rows.extend(module.run(args))
+            timings[name] = round(time.perf_counter() - scenario_started, 1)
+            loads[name] = (round(load_before, 2), round(os.getloadavg()[0], 2))
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if args.keep:
+            print(f"work directory kept: {args.workdir}")
+        else:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+
+    wall = time.perf_counter() - started
+    meta = {
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "wall_s": round(wall, 1),
+        "scenario_wall_s": timings,
+        # 1-minute load average before and after each scenario: other work on the
+        # machine inflates latencies, so read the numbers next to it.
+        "loadavg_1m": loads,
+        "quick": args.quick,
+        "scenarios": args.scenarios,
+        "seed": args.seed,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": _cpu_model(),
+            "python": sys.version.split()[0],
+            "sqlite": sqlite3.sqlite_version,
+        },
+        "settings": {"DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG"), "database": "sqlite (WAL)"},
+    }
+    write_json(args.json, rows, meta)
+    print()
+    print(table(rows))
+    print()
+    machine = meta["machine"]
+    print(
+        f"{machine['cpus']} CPUs ({machine['processor']}), Python {machine['python']}, "
+        f"SQLite {machine['sqlite']}; wall time {wall:.0f}s; results in {args.json}"
+    )
+    print(
+        "1-min load average before/after: "
+        + ", ".join(f"{name} {a:g}/{b:g}" for name, (a, b) in loads.items())
+    )
+    missed = [f"{r.scenario}: {r.variant}" for r in rows if r.ok is False]
+    if missed:
+        print("targets missed: " + "; ".join(missed))
+    return 1 if missed and args.strict else 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,570 @@
+"""intake_fanout: escalation intake → every connected agent's socket, 50 and 200 agents.
+
+One fresh SQLite file, one team, 200 agent users, each signed in with a Django session
+made in this process (``django.contrib.sessions``; the cookie is reused by the socket).
+The console runs in one Daphne (``console.asgi``); N agents open ``/ws/queue/`` and wait
+for their snapshot. Then a bot POSTs handoff memories to ``/v1/memory/store``, one at a
+time; for each POST the measured latency is from sending the request to the moment the
+LAST of the N sockets has received the new queue row. Also recorded: the first receiver,
+the POST's own answer, the Daphne process's CPU time per event (user + system, from
+/proc: steadier than wall time on a busy machine) and how long opening the sockets took.
+
+Baseline, same run, same N: ``bench/bare_asgi.py`` in a second Daphne, a bare Channels
+consumer joined to one group and a view doing one SQLite insert plus a ``group_send``
+of a payload the size of the console's row. Console and bare events alternate, so
+background noise hits both alike.
+
+The WebSocket clients (autobahn's asyncio client, installed with daphne) and the POSTs
+run in a child process, ``python -m bench.intake_fanout --drive``, which never imports
+Django: Django loads the ``daphne`` app, which binds autobahn's txaio layer to Twisted.
+The client's own cost per received frame is in both numbers.
+
+Targets (issue 3): p99 ≤ 100 ms at 50 agents, ≤ 150 ms at 200 agents. With 30 events
+per size, the nearest-rank p99 is the slowest event. ``--quick``: 50 agents, 10 events.
+``--profile``: py-spy (if installed) samples the console's Daphne, all threads, over
+the timed events into ``bench/results/intake_fanout-console-<N>.txt`` (collapsed stacks).
+
+``python -m bench --only intake_fanout``, or standalone:
+``.venv/bin/python -m bench.intake_fanout [--quick] [--profile] [--keep]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import env
+from .core import Row, latency_metrics, percentile
+
+AGENT_COUNTS = (50, 200)
+TARGET_P99_MS = {50: 100.0, 200: 150.0}
+TEAM = "bench-team"
+BOT = "tier1-bot"
+# Opening handshakes in flight at once. Each console connect costs a lot of sync work
+# on Django's single thread-sensitive executor (presence change → floor re-render); with
+# more in flight the last ones pass Daphne's 5 s handshake timeout and are dropped (1006).
+CONNECT_CONCURRENCY = 2
+CONNECT_ATTEMPTS = 4
+RECEIVE_TIMEOUT_S = 10.0
+PAUSE_S = 0.05  # between events, so one event's tail never overlaps the next
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    """``--quick``: 50 agents only (opening 200 console sockets alone takes a minute or
+    more, see the module's notes), fewer events."""
+    if args.quick:
+        return {"agent_counts": [50], "events": 10, "warmup": 2}
+    return {"agent_counts": list(AGENT_COUNTS), "events": 30, "warmup": 5}
+
+
+def _log(args: argparse.Namespace, message: str) -> None:
+    if not args.silent:
+        print(f"  [intake_fanout] {message}", flush=True)
+
+
+# ---------------------------------------------------------------- set-up (sync, ORM)
+def _create_agents(count: int) -> list[str]:
+    """One team and ``count`` agents; returns each agent's ``Cookie`` header value."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+    )
+    from django.contrib.auth.hashers import make_password
+
+    from handoffs.models import Agent, Team
+
+    team = Team.objects.create(slug=TEAM, name="Bench team")
+    user_model = get_user_model()
+    unusable = make_password(None)  # no password hashing: sessions are made directly
+    users = user_model.objects.bulk_create(
+        user_model(username=f"bench-agent-{i:03d}", first_name=f"Agent {i}", password=unusable)
+        for i in range(count)
+    )
+    agents = Agent.objects.bulk_create(Agent(user=user) for user in users)
+    team.agents.add(*agents)
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    cookies = []
+    for user in users:
+        session = store_class()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}")
+    return cookies
+
+
+class BareDaphne(env.Daphne):
+    """``bench.bare_asgi:application`` in the same Daphne, on its own SQLite file."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir, "bare-asgi")
+        self.db_path = workdir / "bare.sqlite3"
+
+    def __enter__(self) -> BareDaphne:
+        child_env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DJANGO_SETTINGS_MODULE", "SQLITE_PATH")
+        }
+        child_env.update(BARE_SQLITE_PATH=str(self.db_path), PYTHONPATH=str(env.ROOT))
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "bench.bare_asgi:application",
+                ],
+                cwd=env.ROOT,
+                env=child_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_ready()
+        return self
+
+
+# ---------------------------------------------------------------- the driver (child process)
+# The WebSocket clients run in a child process (``--drive``) that never imports Django:
+# Django loads the ``daphne`` app, which binds txaio (autobahn's async layer) to Twisted,
+# while these clients use autobahn's asyncio flavour. It also keeps the harness's own
+# state out of the client's event loop.
+@dataclass
+class Fanout:
+    """Receipts of the event in flight across one server's sockets."""
+
+    expected: int = 0
+    marker: bytes = b""
+    times: list[float] = field(default_factory=list)
+    size: int = 0
+    done: asyncio.Future | None = None
+
+    def arm(self, marker: bytes, expected: int) -> None:
+        self.marker, self.expected, self.times = marker, expected, []
+        self.done = asyncio.get_running_loop().create_future()
+
+    def hit(self, socket: Any, payload: bytes) -> None:
+        if not self.marker or socket.last == self.marker or self.marker not in payload:
+            return
+        self.times.append(time.perf_counter())
+        socket.last = self.marker
+        self.size = len(payload)
+        if len(self.times) == self.expected and self.done and not self.done.done():
+            self.done.set_result(None)
+
+
+def _socket_class() -> type:
+    from autobahn.asyncio.websocket import WebSocketClientProtocol
+
+    class AgentSocket(WebSocketClientProtocol):
+        """One agent's queue socket: the first message is the snapshot, then events."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.ready: asyncio.Future = asyncio.get_event_loop().create_future()
+            self.last = b""
+
+        def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N802, N803
+            if not self.ready.done():
+                self.ready.set_result(None)
+                return
+            self.factory.fanout.hit(self, payload)
+
+        def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802, N803
+            if not self.ready.done():
+                self.ready.set_exception(RuntimeError(f"closed before its snapshot: {code}"))
+
+    return AgentSocket
+
+
+async def _open_sockets(
+    port: int, path: str, cookies: list[str | None], fanout: Fanout, stats: dict[str, int]
+) -> list:
+    """Open one socket per cookie and wait for each one's snapshot.
+
+    ``stats["dropped"]`` counts handshakes the server dropped (retried with back-off).
+    """
+    from autobahn.asyncio.websocket import WebSocketClientFactory
+
+    socket_class = _socket_class()
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def one(cookie: str | None) -> Any:
+        factory = WebSocketClientFactory(
+            f"ws://127.0.0.1:{port}{path}",
+            origin=f"http://127.0.0.1:{port}",
+            headers={"Cookie": cookie} if cookie else None,
+        )
+        factory.protocol = socket_class
+        # The client is measuring apparatus: skip its pure-Python UTF-8 check and pings;
+        # wait for a slow server's closing handshake instead of aborting noisily.
+        factory.setProtocolOptions(
+            utf8validateIncoming=False, autoPingInterval=0, closeHandshakeTimeout=120
+        )
+        factory.fanout = fanout
+        for attempt in range(CONNECT_ATTEMPTS):
+            async with gate:
+                _transport, socket = await loop.create_connection(factory, "127.0.0.1", port)
+                try:
+                    await asyncio.wait_for(socket.ready, 30)
+                    return socket
+                except RuntimeError:  # dropped during the handshake: back off, retry
+                    stats["dropped"] += 1
+            await asyncio.sleep(1.0 + attempt)
+        raise RuntimeError(f"{path}: no socket after {CONNECT_ATTEMPTS} attempts")
+
+    return list(await asyncio.gather(*(one(c) for c in cookies)))
+
+
+async def _close_sockets(http: httpx.AsyncClient, sockets: list, ports: list[int]) -> None:
+    """Close the sockets and wait until both servers have run their disconnect handlers.
+
+    Django's sync code (disconnect handlers, HTTP views) shares one thread-sensitive
+    executor, so a plain HTTP request answers only after the queued handlers are done.
+    """
+    for socket in sockets:
+        socket.sendClose(1000)
+    await asyncio.sleep(0.5)
+    for port in ports:
+        await http.get(f"http://127.0.0.1:{port}/health/live", timeout=120)
+
+
+async def _event(
+    http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], fanout: Fanout, n: int
+) -> list[float]:
+    """POST one event; ``[last_s, first_s, post_s, lost]`` from the moment it was sent."""
+    marker = json.loads(body)["marker"].encode()
+    fanout.arm(marker, n)
+    answered: list[float] = []
+
+    async def post() -> httpx.Response:
+        response = await http.post(url, content=body, headers=headers)
+        answered.append(time.perf_counter())
+        return response
+
+    started = time.perf_counter()
+    task = asyncio.create_task(post())
+    assert fanout.done is not None
+    with contextlib.suppress(TimeoutError):  # lost receipts are counted below
+        await asyncio.wait_for(asyncio.shield(fanout.done), RECEIVE_TIMEOUT_S)
+    response = await task
+    if response.status_code != 200:
+        raise RuntimeError(f"POST {url} answered {response.status_code}: {response.text[:300]}")
+    times = fanout.times or [started + RECEIVE_TIMEOUT_S]
+    fanout.marker = b""
+    await asyncio.sleep(PAUSE_S)
+    return [
+        max(times) - started,
+        min(times) - started,
+        answered[0] - started,
+        float(n - len(fanout.times)),
+    ]
+
+
+def _console_body(n: int, i: int) -> bytes:
+    marker = f"evt-{n}-{i:03d}-{os.urandom(3).hex()}"
+    return json.dumps(
+        {
+            "marker": marker,  # ignored by the memory API (unknown fields are ignored)
+            "agent_id": f"bench-customer-{n}-{i}",
+            "content": (
+                f"{marker} HANDOFF SUMMARY: customer charged $299 instead of $199/mo after a "
+                "plan change; the bot verified the invoice and can't issue refunds. Needs a "
+                "refund or an explanation today."
+            ),
+            "importance": 1.0,
+            "metadata": {
+                "type": "handoff",
+                "from_agent": BOT,
+                "to_agent": TEAM,
+                "sentiment": "frustrated",
+                "urgency": "high",
+                "customer_name": f"Bench customer {i}",
+            },
+        }
+    ).encode()
+
+
+def _bare_body(n: int, i: int, size: int) -> bytes:
+    marker = f"bare-{n}-{i:03d}-{os.urandom(3).hex()}"
+    body = {"marker": marker, "html": ""}
+    body["html"] = "x" * max(0, size - len(json.dumps(body)))  # the console's frame size
+    return json.dumps(body).encode()
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_py_spy(config: dict[str, Any], n: int) -> subprocess.Popen | None:
+    """With ``--profile``: sample the console's Daphne (all threads) over the timed events."""
+    if not config.get("profile_dir"):
+        return None
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if py_spy is None:
+        print("  [intake_fanout] --profile: py-spy not installed", file=sys.stderr)
+        return None
+    out = Path(config["profile_dir"]) / f"intake_fanout-console-{n}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [py_spy, "record", "--nonblocking", "-p", str(config["pids"]["console"]), "-r", "250"]
+        + ["--threads"]
+        + ["-f", "raw", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # attached before the first timed event
+    return process
+
+
+def _stop_py_spy(process: subprocess.Popen | None) -> None:
+    if process is not None:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+
+
+@dataclass
+class Target:
+    """One server under test: where to POST, how, and its sockets' receipts."""
+
+    name: str
+    port: int
+    post_url: str
+    headers: dict[str, str]
+    fanout: Fanout = field(default_factory=Fanout)
+    samples: list[list[float]] = field(default_factory=list)
+
+    def body(self, n: int, i: int, size: int) -> bytes:
+        return _console_body(n, i) if self.name == "console" else _bare_body(n, i, size)
+
+
+async def _round(http: httpx.AsyncClient, config: dict[str, Any], n: int) -> dict[str, Any]:
+    """N sockets per server, warm-up, then the timed events alternating between servers."""
+    console = Target(
+        "console",
+        config["console_port"],
+        f"http://127.0.0.1:{config['console_port']}/v1/memory/store",
+        {"Authorization": f"Bearer {config['key']}", "Content-Type": "application/json"},
+    )
+    bare = Target(
+        "bare",
+        config["bare_port"],
+        f"http://127.0.0.1:{config['bare_port']}/bare/post",
+        {"Content-Type": "application/json"},
+    )
+    ports = [console.port, bare.port]
+    opened: dict[str, float] = {}
+    dropped = {"console": 0, "bare": 0}
+    sockets = []
+    for target, path, cookies in (
+        (console, "/ws/queue/", list(config["cookies"][:n])),
+        (bare, "/ws/bare/", [None] * n),
+    ):
+        started = time.perf_counter()
+        stats = {"dropped": 0}
+        sockets += await _open_sockets(target.port, path, cookies, target.fanout, stats)
+        opened[target.name] = time.perf_counter() - started
+        dropped[target.name] = stats["dropped"]
+    await _close_sockets(http, [], ports)  # the servers' connect work is done
+    print(
+        f"  [intake_fanout] {n} agents: console sockets open in {opened['console']:.1f}s "
+        f"({dropped['console']} handshakes dropped), bare in {opened['bare']:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    async def pair(i: int, timed: bool) -> None:
+        for target in (console, bare):  # alternating, so noise hits both alike
+            body = target.body(n, i, console.fanout.size or 2048)
+            sample = await _event(http, target.post_url, body, target.headers, target.fanout, n)
+            if timed:
+                target.samples.append(sample)
+
+    for i in range(config["warmup"]):
+        await pair(i, timed=False)
+    spy = _start_py_spy(config, n)
+    cpu_before = {name: _cpu_s(pid) for name, pid in config["pids"].items()}
+    for i in range(config["warmup"], config["warmup"] + config["events"]):
+        await pair(i, timed=True)
+    cpu = {
+        name: (_cpu_s(pid) - cpu_before[name]) / config["events"] * 1000
+        for name, pid in config["pids"].items()
+    }
+    _stop_py_spy(spy)
+    await _close_sockets(http, sockets, ports)
+    return {
+        "n": n,
+        "console": console.samples,
+        "bare": bare.samples,
+        "frame_bytes": console.fanout.size,
+        "console_open_s": opened["console"],
+        "console_dropped": dropped["console"],
+        "bare_open_s": opened["bare"],
+        "cpu_ms_per_event": cpu,
+    }
+
+
+async def _drive(config: dict[str, Any]) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return {"results": [await _round(http, config, n) for n in config["agent_counts"]]}
+
+
+def _metrics(samples: list[list[float]]) -> dict[str, float]:
+    lat = latency_metrics([s[0] for s in samples])
+    return {
+        "p50_ms": lat["p50_ms"],
+        "p99_ms": lat["p99_ms"],
+        "first_p50_ms": percentile([s[1] for s in samples], 50) * 1000,
+        "post_p50_ms": percentile([s[2] for s in samples], 50) * 1000,
+        "lost": sum(s[3] for s in samples),
+        "mean_ms": lat["mean_ms"],
+        "max_ms": lat["max_ms"],
+        "n": lat["n"],
+    }
+
+
+def _rows(args: argparse.Namespace, driven: dict[str, Any]) -> list[Row]:
+    config = _config(args)
+    rows = []
+    for result in driven["results"]:
+        n = result["n"]
+        metrics, baseline = _metrics(result["console"]), _metrics(result["bare"])
+        metrics["server_cpu_ms"] = result["cpu_ms_per_event"]["console"]
+        baseline["server_cpu_ms"] = result["cpu_ms_per_event"]["bare"]
+        target = TARGET_P99_MS[n]
+        rows.append(
+            Row(
+                scenario="intake_fanout",
+                variant=f"POST handoff → last of {n} agents",
+                metrics=metrics,
+                primary="p99_ms",
+                baseline=baseline["p99_ms"],
+                baseline_label="bare Channels group_send",
+                baseline_metrics=baseline,
+                target=f"p99 ≤ {target:g}ms",
+                ok=metrics["p99_ms"] <= target and metrics["lost"] == 0,
+                notes=(
+                    f"{config['events']} events after {config['warmup']} warm-up, alternating "
+                    f"with the bare ones; frame {result['frame_bytes']} bytes; first receiver "
+                    f"p50 {metrics['first_p50_ms']:.1f}ms (bare {baseline['first_p50_ms']:.1f}"
+                    f"ms); POST answered p50 {metrics['post_p50_ms']:.1f}ms (bare "
+                    f"{baseline['post_p50_ms']:.1f}ms); {n} console sockets opened in "
+                    f"{result['console_open_s']:.1f}s ({result['console_dropped']} handshakes "
+                    f"dropped), bare in {result['bare_open_s']:.1f}s; server CPU per event "
+                    f"{metrics['server_cpu_ms']:.1f}ms (bare {baseline['server_cpu_ms']:.1f}ms); "
+                    f"load average {os.getloadavg()[0]:.1f}"
+                ),
+            )
+        )
+        _log(
+            args,
+            f"{n} agents: console p50 {metrics['p50_ms']:.1f} / p99 {metrics['p99_ms']:.1f} ms;"
+            f" bare p50 {baseline['p50_ms']:.1f} / p99 {baseline['p99_ms']:.1f} ms",
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- the scenario
+def run(args: argparse.Namespace) -> list[Row]:
+    env.fresh_database(args.workdir, "intake_fanout")
+    from handoffs import services
+
+    _bot, key = services.bot_create(name=BOT)
+    cookies = _create_agents(max(_config(args)["agent_counts"]))
+    from django.db import connections
+
+    connections.close_all()  # the Daphne children own the database from here
+    with (
+        env.Daphne(args.workdir, "intake-fanout") as console,
+        BareDaphne(args.workdir) as bare,
+    ):
+        _log(args, f"console on :{console.port}, bare Channels on :{bare.port}")
+        config = {
+            **_config(args),
+            "console_port": console.port,
+            "bare_port": bare.port,
+            "key": key,
+            "cookies": cookies,
+            "pids": {"console": console.process.pid, "bare": bare.process.pid},
+            "profile_dir": str(args.results_dir) if args.profile else "",
+        }
+        child_env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.intake_fanout", "--drive"],
+            input=json.dumps(config),
+            capture_output=True,
+            text=True,
+            cwd=env.ROOT,
+            env=child_env,
+            timeout=1800,
+        )
+        if not args.silent:
+            sys.stderr.write(child.stderr)
+        if child.returncode != 0:
+            raise RuntimeError(f"the WebSocket driver failed:\n{child.stderr[-3000:]}")
+        return _rows(args, json.loads(child.stdout))
+
+
+# ---------------------------------------------------------------- standalone
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.intake_fanout``: this scenario alone, with the harness's flags.
+
+    ``--drive`` (internal): be the WebSocket driver, config as JSON on stdin, samples
+    as JSON on stdout.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--drive"]:
+        print(json.dumps(asyncio.run(_drive(json.load(sys.stdin)))))
+        return 0
+    from .__main__ import parse_args
+    from .core import table, write_json
+
+    args = parse_args(argv)
+    args.workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir="/tmp"))
+    env.setup_django(args.workdir)
+    try:
+        rows = run(args)
+    finally:
+        if args.keep:
+            print(f"work directory kept: {args.workdir}")
+        else:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+    print()
+    print(table(rows))
+    for row in rows:
+        print(f"  {row.variant}: {row.notes}")
+    out = args.results_dir / "intake_fanout.json"
+    write_json(out, rows, {"scenario": "intake_fanout", "quick": args.quick})
+    print(f"results in {out}")
+    return 1 if args.strict and any(r.ok is False for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
