@@ -100,12 +100,21 @@ def start_daphne(port: int | None = None, extra_env: dict[str, str] | None = Non
     raise RuntimeError(f"daphne did not become ready on {url}; see {log.name}")
 
 
+LIVE_SERVER_FIXTURES = {"live_console", "live_server_url"}
+
+
 @pytest.fixture(autouse=True)
-def fast_test_settings(settings):
+def fast_test_settings(request, settings):
     """Test users never need a strong hash (PBKDF2 would dominate the run time), and
-    WhiteNoise need not scan every static file each time a test client starts."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    WhiteNoise need not scan every static file each time a test client starts.
+
+    Not for tests whose people sign in to a live Daphne through the login form: that
+    process checks passwords with the production hashers.
+    """
     settings.WHITENOISE_AUTOREFRESH = True
+    live = LIVE_SERVER_FIXTURES & set(request.fixturenames)
+    if not live and request.node.get_closest_marker("browser") is None:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(scope="session")
