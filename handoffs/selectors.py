@@ -95,7 +95,11 @@ def handoff_card(*, handoff: Handoff) -> HandoffCard:
         and m["content"].strip() != handoff.summary.strip()
     ]
     # What the transcript already shows isn't repeated under "recalled context".
-    seen = {handoff.summary.strip()} | {m["content"].strip() for m in card.bot_transcript}
+    seen = (
+        {hop.summary.strip() for hop in card.chain}
+        | {handoff.summary.strip()}
+        | {m["content"].strip() for m in card.bot_transcript}
+    )
     for hit in found["memories"]:
         memory = hit["memory"]
         if memory["id"] == handoff.memory_id:

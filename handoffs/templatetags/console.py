@@ -1,3 +1,5 @@
+import re
+
 from django import template
 
 register = template.Library()
@@ -35,3 +37,12 @@ def score_label(value) -> str:
     from handoffs.estimate import sentiment_from_score
 
     return sentiment_from_score(float(value)).value if value is not None else ""
+
+
+SUMMARY_PREFIX = re.compile(r"^HANDOFF SUMMARY \([^)]*\):\s*")
+
+
+@register.filter
+def summary_text(value: str) -> str:
+    """A summary without the "HANDOFF SUMMARY (a → b):" prefix the card already says."""
+    return SUMMARY_PREFIX.sub("", value or "")
