@@ -387,45 +387,18 @@ def handoff_transfer(
         raise HandoffError(f"No team {to!r}.")
     with transaction.atomic():
         hop = _owned_hop(handoff_id=handoff_id, agent=agent)
-        content = f"HANDOFF SUMMARY ({agent.memory_name} → {to}): {note}"
-        write = _queue_handoff_memory(hop=hop, agent=agent, to_agent=to, content=content)
-        _close_hop(hop, status=Status.TRANSFERRED, agent=agent, rating=rating, note=note)
-        result = handoff_intake(
-            customer=hop.customer,
-            source_session_id=hop.human_session_id,
-            from_agent=agent.memory_name,
-            to_agent=to,
-            summary=content,
-            importance=1.0,
-            reason="transfer",
-            customer_name=hop.customer_name,
-            bot=hop.created_by_bot,
-            previous=hop,
-            actor=agent.memory_name,
+        return _pass_on(
+            hop=hop,
+            agent=agent,
+            to=to,
+            content=f"HANDOFF SUMMARY ({agent.memory_name} → {to}): {note}",
+            note=note,
+            rating=rating,
+            status=Status.TRANSFERRED,
             assigned_to=target_agent,
+            customer_text="You're being transferred to a colleague who can help further. "
+            "They can see everything so far.",
         )
-        MemoryWrite.objects.filter(pk=write.pk).update(
-            payload={**write.payload, "fill_memory_id_of": result.handoff.pk}
-        )
-        conversation = hop.conversation
-        if conversation is not None:
-            _post(
-                conversation=conversation,
-                sender=Sender.SYSTEM,
-                author="system",
-                body="You're being transferred to a colleague who can help further. "
-                "They can see everything so far.",
-                client_id=f"transferred-{hop.pk}",
-                handoff=hop,
-            )
-            _webhook(conversation, "conversation.transferred", {"to": to, "note": note})
-        Event.objects.create(
-            handoff=hop,
-            kind="handoff.transferred",
-            actor=agent.memory_name,
-            data={"to": to, "next_hop": result.handoff.pk},
-        )
-    return result.handoff
 
 
 def handoff_hand_back(*, handoff_id: int, agent: Agent, note: str, rating: str = "") -> Handoff:
@@ -437,43 +410,81 @@ def handoff_hand_back(*, handoff_id: int, agent: Agent, note: str, rating: str =
         first = Handoff.objects.filter(chain_id=hop.chain_id).order_by("hop_index").first()
         if first is not None and first.created_by_bot is not None:
             bot_name = first.created_by_bot.name
-        content = f"HANDBACK to {bot_name} from {agent.memory_name}: {note}"
-        write = _queue_handoff_memory(hop=hop, agent=agent, to_agent=bot_name, content=content)
-        _close_hop(hop, status=Status.HANDED_BACK, agent=agent, rating=rating, note=note)
-        result = handoff_intake(
-            customer=hop.customer,
-            source_session_id=hop.human_session_id,
-            from_agent=agent.memory_name,
-            to_agent=bot_name,
-            summary=content,
-            importance=1.0,
-            reason="handback",
-            customer_name=hop.customer_name,
-            bot=hop.created_by_bot,
-            previous=hop,
-            actor=agent.memory_name,
+        if hop.conversation is not None:
+            Conversation.objects.filter(pk=hop.conversation.pk).update(bot_muted=False)
+        return _pass_on(
+            hop=hop,
+            agent=agent,
+            to=bot_name,
+            content=f"HANDBACK to {bot_name} from {agent.memory_name}: {note}",
+            note=note,
+            rating=rating,
+            status=Status.HANDED_BACK,
+            customer_text="You're back with our assistant, who has the notes from this chat.",
         )
-        MemoryWrite.objects.filter(pk=write.pk).update(
-            payload={**write.payload, "fill_memory_id_of": result.handoff.pk}
-        )
-        conversation = hop.conversation
-        if conversation is not None:
-            Conversation.objects.filter(pk=conversation.pk).update(bot_muted=False)
-            _post(
-                conversation=conversation,
-                sender=Sender.SYSTEM,
-                author="system",
-                body="You're back with our assistant, who has the notes from this chat.",
-                client_id=f"handed-back-{hop.pk}",
-                handoff=hop,
-            )
-            _webhook(conversation, "conversation.handed_back", {"to": bot_name, "note": note})
-        Event.objects.create(
+
+
+_ENDING = {
+    Status.TRANSFERRED: ("transfer", "transferred", "conversation.transferred"),
+    Status.HANDED_BACK: ("handback", "handed-back", "conversation.handed_back"),
+}
+
+
+def _pass_on(
+    *,
+    hop: Handoff,
+    agent: Agent,
+    to: str,
+    content: str,
+    note: str,
+    rating: str,
+    status: str,
+    customer_text: str,
+    assigned_to: Agent | None = None,
+) -> Handoff:
+    """Close ``hop`` as transferred / handed back and start the next hop to ``to``.
+
+    Queues the HANDOFF SUMMARY memory in the closing agent's session (before it ends),
+    records the new hop in the same chain and conversation, tells the customer and the
+    bot, and audits it. Runs inside the caller's transaction.
+    """
+    reason, client_prefix, webhook_event = _ENDING[status]
+    write = _queue_handoff_memory(hop=hop, agent=agent, to_agent=to, content=content)
+    _close_hop(hop, status=status, agent=agent, rating=rating, note=note)
+    result = handoff_intake(
+        customer=hop.customer,
+        source_session_id=hop.human_session_id,
+        from_agent=agent.memory_name,
+        to_agent=to,
+        summary=content,
+        importance=1.0,
+        reason=reason,
+        customer_name=hop.customer_name,
+        bot=hop.created_by_bot,
+        previous=hop,
+        actor=agent.memory_name,
+        assigned_to=assigned_to,
+    )
+    MemoryWrite.objects.filter(pk=write.pk).update(
+        payload={**write.payload, "fill_memory_id_of": result.handoff.pk}
+    )
+    conversation = hop.conversation
+    if conversation is not None:
+        _post(
+            conversation=conversation,
+            sender=Sender.SYSTEM,
+            author="system",
+            body=customer_text,
+            client_id=f"{client_prefix}-{hop.pk}",
             handoff=hop,
-            kind="handoff.handed_back",
-            actor=agent.memory_name,
-            data={"to": bot_name, "next_hop": result.handoff.pk},
         )
+        _webhook(conversation, webhook_event, {"to": to, "note": note})
+    Event.objects.create(
+        handoff=hop,
+        kind=f"handoff.{status}",
+        actor=agent.memory_name,
+        data={"to": to, "next_hop": result.handoff.pk},
+    )
     return result.handoff
 
 
