@@ -42,7 +42,6 @@ import random
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -484,21 +483,10 @@ def run(args: argparse.Namespace) -> list[Row]:
             seed=args.seed,
             pids={"console": console.process.pid, "bare": bare.process.pid},
         )
-        child_env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-        child = subprocess.run(
-            [sys.executable, "-m", "bench.chat_roundtrip", "--drive"],
-            input=json.dumps(config),
-            capture_output=True,
-            text=True,
-            cwd=env.ROOT,
-            env=child_env,
-            timeout=1800,
+        samples = env.run_driver(
+            "bench.chat_roundtrip", config, silent=args.silent, what="chat driver"
         )
-        if not args.silent:
-            sys.stderr.write(child.stderr)
-        if child.returncode != 0:
-            raise RuntimeError(f"the chat driver failed:\n{child.stderr[-3000:]}")
-        return _rows(args, json.loads(child.stdout))
+        return _rows(args, samples)
 
 
 # ---------------------------------------------------------------- standalone

@@ -8,6 +8,7 @@ serves the console on the same file for the HTTP measurements.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -141,3 +142,26 @@ class Daphne:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def run_driver(module: str, config: dict, *, silent: bool, what: str) -> dict:
+    """Run ``python -m <module> --drive`` as the load-generating client in its own process.
+
+    The config goes in as JSON on stdin and the samples come back as JSON on stdout; the
+    child gets no ``DJANGO_SETTINGS_MODULE`` (it is a plain client, not the console).
+    """
+    child_env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    child = subprocess.run(  # noqa: S603 - our own module, run with this interpreter
+        [sys.executable, "-m", module, "--drive"],
+        input=json.dumps(config),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=child_env,
+        timeout=1800,
+    )
+    if not silent:
+        sys.stderr.write(child.stderr)
+    if child.returncode != 0:
+        raise RuntimeError(f"the {what} failed:\n{child.stderr[-3000:]}")
+    return json.loads(child.stdout)

@@ -515,21 +515,10 @@ def run(args: argparse.Namespace) -> list[Row]:
             "pids": {"console": console.process.pid, "bare": bare.process.pid},
             "profile_dir": str(args.results_dir) if args.profile else "",
         }
-        child_env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-        child = subprocess.run(
-            [sys.executable, "-m", "bench.intake_fanout", "--drive"],
-            input=json.dumps(config),
-            capture_output=True,
-            text=True,
-            cwd=env.ROOT,
-            env=child_env,
-            timeout=1800,
+        samples = env.run_driver(
+            "bench.intake_fanout", config, silent=args.silent, what="WebSocket driver"
         )
-        if not args.silent:
-            sys.stderr.write(child.stderr)
-        if child.returncode != 0:
-            raise RuntimeError(f"the WebSocket driver failed:\n{child.stderr[-3000:]}")
-        return _rows(args, json.loads(child.stdout))
+        return _rows(args, samples)
 
 
 # ---------------------------------------------------------------- standalone

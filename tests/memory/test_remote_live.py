@@ -33,23 +33,8 @@ from handoffs.models import Handoff, MemoryWrite, OutboxStatus, Sender, Status
 from tests.conftest import ROOT, free_port
 
 from .dakera_process import DakeraProcess, start_dakera
+from .wire_shapes import ENDED_SESSION_KEYS, HIT_KEYS, MEMORY_KEYS, SESSION_KEYS
 
-SESSION_KEYS = {"id", "agent_id", "started_at", "metadata", "memory_count", "last_activity_at"}
-ENDED_KEYS = SESSION_KEYS | {"ended_at", "summary", "ended_reason"}
-MEMORY_KEYS = {
-    "id",
-    "memory_type",
-    "content",
-    "agent_id",
-    "session_id",
-    "importance",
-    "tags",
-    "metadata",
-    "created_at",
-    "last_accessed_at",
-    "access_count",
-}
-HIT_KEYS = {"memory", "score", "weighted_score", "smart_score", "rank_score"}
 SUMMARY = (
     "Customer ACC-4521 (since 2024) reports $100 billing overcharge. Verified plan is "
     "$199/mo but last invoice shows $299. Customer tone: frustrated but polite. Needs "
@@ -125,7 +110,7 @@ def test_session_lifecycle(store, agent):
     assert (listed["total"], [s["id"] for s in listed["sessions"]]) == (1, [session["id"]])
 
     ended = store.end_session(session_id=session["id"], summary="Bot->human handoff")
-    assert set(ended["session"]) == ENDED_KEYS
+    assert set(ended["session"]) == ENDED_SESSION_KEYS
     assert ended["session"]["ended_reason"] == "client"
     assert ended["session"]["summary"] == "Bot->human handoff"
     again = store.end_session(session_id=session["id"], summary="ignored")

@@ -25,6 +25,8 @@ from handoffs import demo
 from handoffs.memory.models import Memory, MemorySession
 from handoffs.models import Event, Handoff, Status
 
+from .wire_shapes import MEMORY_KEYS, SESSION_KEYS
+
 CUSTOMER = "user-dave"
 QUERY = "handoff summary billing issue"
 ISSUE = "User reports billing discrepancy: charged $299 but plan is $199/mo"
@@ -34,20 +36,6 @@ SUMMARY = (
     "$199/mo but last invoice shows $299. Customer tone: frustrated but polite. Needs "
     "refund or explanation."
 )
-SESSION_KEYS = {"id", "agent_id", "started_at", "metadata", "memory_count", "last_activity_at"}
-MEMORY_KEYS = {
-    "id",
-    "memory_type",
-    "content",
-    "agent_id",
-    "session_id",
-    "importance",
-    "tags",
-    "metadata",
-    "created_at",
-    "last_accessed_at",
-    "access_count",
-}
 
 
 def sdk(url: str, key: str) -> DakeraClient:

@@ -11,6 +11,8 @@ from dakera import DakeraClient
 
 from handoffs.models import Handoff
 
+from .wire_shapes import ENDED_SESSION_KEYS, HIT_KEYS, MEMORY_KEYS, SESSION_KEYS
+
 QUERY = "handoff summary billing issue"
 FACTS = [
     ("User reports billing discrepancy: charged $299 but plan is $199/mo", 0.9, "issue"),
@@ -22,22 +24,6 @@ SUMMARY = (
     "refund or explanation."
 )
 HANDOFF_METADATA = {"type": "handoff", "from_agent": "tier1-bot", "to_agent": "billing-specialist"}
-SESSION_KEYS = {"id", "agent_id", "started_at", "metadata", "memory_count", "last_activity_at"}
-ENDED_SESSION_KEYS = SESSION_KEYS | {"ended_at", "summary", "ended_reason"}
-MEMORY_KEYS = {
-    "id",
-    "memory_type",
-    "content",
-    "agent_id",
-    "session_id",
-    "importance",
-    "tags",
-    "metadata",
-    "created_at",
-    "last_accessed_at",
-    "access_count",
-}
-HIT_KEYS = {"memory", "score", "weighted_score", "smart_score", "rank_score"}
 # What differs between two runs by construction (ids, times, the namespace itself).
 VOLATILE = {
     "id",
