@@ -1,0 +1,91 @@
+"""The embedded channel layer: Channels' in-memory layer without its per-message sweep.
+
+``channels.layers.InMemoryChannelLayer`` runs ``_clean_expired`` (a walk over every
+channel's queue and every group membership) on *each* ``receive`` and ``group_send``.
+One escalation fanned out to N queue sockets is N receives, so each event costs
+O(N²): with 200 agents connected the sweep was a quarter of the console's CPU per
+event (py-spy on ``bench.intake_fanout``). Expiry is housekeeping (a message nobody
+read for ``expiry`` seconds, a group membership older than ``group_expiry``), so here
+it runs at most once per ``sweep_interval`` seconds instead; expired messages can live
+up to that much longer. ``group_send`` also enqueues directly instead of creating one
+task per member (``send`` never awaits), a queue is built only for a new channel, and
+a flat message (strings and numbers only) is copied with ``dict()`` not ``deepcopy``.
+
+Behaviour is otherwise the stock layer's: same capacity (a full channel is skipped by
+``group_send`` and raises ``ChannelFull`` from ``send``), same expiry, same groups.
+``settings.CHANNEL_LAYERS`` uses it when ``REDIS_URL`` is unset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from copy import deepcopy
+from typing import Any
+
+from channels.exceptions import ChannelFull
+from channels.layers import InMemoryChannelLayer
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _copy(message: dict) -> dict:
+    """Each receiver gets its own message, as from the stock layer's ``deepcopy``; a flat
+    message of strings and numbers (every event the console broadcasts) needs only a new
+    dict, which is a tenth of ``deepcopy``'s cost."""
+    if all(isinstance(value, _IMMUTABLE) for value in message.values()):
+        return dict(message)
+    return deepcopy(message)
+
+
+class EmbeddedChannelLayer(InMemoryChannelLayer):
+    def __init__(self, *args: Any, sweep_interval: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sweep_interval = sweep_interval
+        self._next_sweep = 0.0
+
+    def _clean_expired(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.sweep_interval
+        super()._clean_expired()
+
+    def _queue(self, channel: str) -> asyncio.Queue:
+        queue = self.channels.get(channel)
+        if queue is None:
+            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+        return queue
+
+    def _put(self, channel: str, message: dict) -> None:
+        self._queue(channel).put_nowait((time.time() + self.expiry, _copy(message)))
+
+    async def send(self, channel: str, message: dict) -> None:
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_channel_name(channel)
+        assert "__asgi_channel__" not in message
+        try:
+            self._put(channel, message)
+        except asyncio.QueueFull:
+            raise ChannelFull(channel) from None
+
+    async def receive(self, channel: str) -> dict:
+        self.require_valid_channel_name(channel)
+        self._clean_expired()
+        queue = self._queue(channel)
+        try:
+            _expires, message = await queue.get()
+        finally:
+            if queue.empty():
+                self.channels.pop(channel, None)
+        return message
+
+    async def group_send(self, group: str, message: dict) -> None:
+        assert isinstance(message, dict), "Message is not a dict"
+        self.require_valid_group_name(group)
+        self._clean_expired()
+        expires = time.time() + self.expiry
+        for channel in list(self.groups.get(group, ())):
+            queue = self._queue(channel)
+            if not queue.full():  # as the stock layer: a full member misses this message
+                queue.put_nowait((expires, _copy(message)))
