@@ -122,6 +122,13 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Memory copies of chat messages are applied after commit by a per-process thread
+# ("thread"), or on the committing thread ("inline"; the test suite uses it, as its
+# test transaction is invisible to other threads). handoffs/outbox.py Kicker.
+OUTBOX_KICK = os.environ.get("OUTBOX_KICK", "thread")
+if OUTBOX_KICK not in {"thread", "inline"}:
+    raise ImproperlyConfigured("OUTBOX_KICK must be 'thread' or 'inline'")
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {

@@ -9,12 +9,15 @@ any gap. Services call the ``*_on_commit`` helpers; nothing else sends.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.template.loader import render_to_string
+
+if TYPE_CHECKING:
+    from .models import Message
 
 logger = logging.getLogger(__name__)
 
@@ -103,13 +106,8 @@ def customer_group(conversation_id: int) -> str:
     return f"conversation.{conversation_id}.customer"
 
 
-def publish_message(message_id: int) -> None:
+def publish_message(message: Message) -> None:
     """Render a chat message once per audience and ring both sides of the conversation."""
-    from .models import Message
-
-    message = Message.objects.select_related("conversation").filter(pk=message_id).first()
-    if message is None:
-        return
     conversation_id = message.conversation_id
     agent_html = render_to_string(
         "handoffs/chat.html#message-oob", {"message": message, "audience": "agent"}
@@ -122,8 +120,9 @@ def publish_message(message_id: int) -> None:
         send(customer_group(conversation_id), {"type": "chat.message", "html": customer_html})
 
 
-def message_posted_on_commit(*, message_id: int) -> None:
-    transaction.on_commit(lambda: publish_message(message_id), robust=True)
+def message_posted_on_commit(*, message: Message) -> None:
+    """Ring both sides once the message is committed (the instance just saved)."""
+    transaction.on_commit(lambda: publish_message(message), robust=True)
 
 
 async def typing(*, conversation_id: int, who: str, label: str) -> None:

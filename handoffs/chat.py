@@ -18,8 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import broadcast, estimate, outbox
@@ -117,6 +116,18 @@ def current_hop(conversation: Conversation) -> Handoff | None:
     return conversation.hops.order_by("-created_at", "-pk").first()
 
 
+def _next_seq(conversation: Conversation) -> int:
+    """Take the conversation's next sequence number: one ``UPDATE ... RETURNING``
+    (SQLite 3.35+, PostgreSQL), which also locks the row until the transaction ends."""
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",  # noqa: S608
+            [conversation.pk],
+        )
+        return cursor.fetchone()[0]
+
+
 def _post(
     *,
     conversation: Conversation,
@@ -126,12 +137,13 @@ def _post(
     client_id: str,
     handoff: Handoff | None,
     author_name: str = "",
+    checked: bool = False,
 ) -> PostResult:
-    existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-    if existing is not None:
-        return PostResult(existing, False)
-    Conversation.objects.filter(pk=conversation.pk).update(last_seq=F("last_seq") + 1)
-    seq = Conversation.objects.values_list("last_seq", flat=True).get(pk=conversation.pk)
+    if not checked:
+        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+        if existing is not None:
+            return PostResult(existing, False)
+    seq = _next_seq(conversation)
     score = estimate.estimate_sentiment(body)[1] if sender == Sender.CUSTOMER else None
     try:
         with transaction.atomic():
@@ -152,7 +164,7 @@ def _post(
         )
     # The doorbell first: on-commit callbacks run in order, and the other side should
     # see the message before its memory copy is written.
-    broadcast.message_posted_on_commit(message_id=message.pk)
+    broadcast.message_posted_on_commit(message=message)
     if sender in {Sender.CUSTOMER, Sender.AGENT, Sender.NOTE} and handoff is not None:
         _remember(handoff, message)
     return PostResult(message, True)
@@ -211,6 +223,7 @@ def message_post(
             client_id=client_id,
             handoff=hop,
             author_name=author_name,
+            checked=True,  # no message with this client id, under the row lock
         )
         if result.created and sender == Sender.AGENT:
             _webhook(conversation, "message.created", {"message": message_json(result.message)})

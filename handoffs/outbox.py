@@ -1,9 +1,9 @@
 """The durable outboxes: memory copies of the chat and webhooks to bots.
 
 Rows are written in the same transaction as the change that caused them and applied
-after commit: right away on the request path (kicked by ``kick_on_commit``, bounded by
-the clients' timeouts) and by the worker (``manage.py run_worker``) for anything that
-failed or was left behind. Both may run in several processes at once: a row is claimed
+after commit: memory writes right away by the process's kicker thread (``Kicker``,
+started by ``kick_on_commit``), webhooks and anything that failed or was left behind by
+the worker (``manage.py run_worker``). Both may run in several processes at once: a row is claimed
 with a conditional UPDATE (a lease on ``next_attempt_at``), and memory writes of one
 conversation are applied strictly in order: a row is only claimed when no earlier row
 of its conversation is still pending.
@@ -94,44 +94,55 @@ def _apply(write: MemoryWrite) -> None:
 
 
 def apply_memory_writes(limit: int = 200) -> int:
-    """Apply due memory writes in order; returns how many were applied."""
+    """Apply due memory writes in order; returns how many were applied.
+
+    Each round fetches the first due write of every conversation (one query) and applies
+    them; a conversation's next write is due in the next round, once its predecessor is
+    done. A failed write blocks its conversation for the rest of the pass.
+    """
     applied = 0
-    blocked: set[int | None] = set()
+    blocked: set[int] = set()
     earlier_pending = MemoryWrite.objects.filter(
         conversation=OuterRef("conversation"), pk__lt=OuterRef("pk"), status=OutboxStatus.PENDING
     )
-    for _ in range(limit):
+    while applied < limit:
         now = timezone.now()
-        candidate = (
+        candidates = list(
             MemoryWrite.objects.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-            .exclude(conversation__in=[c for c in blocked if c is not None])
+            .exclude(conversation__in=blocked)
             .exclude(Exists(earlier_pending))
             .select_related("handoff__accepted_by__user")
-            .order_by("pk")
-            .first()
+            .order_by("pk")[: limit - applied]
         )
-        if candidate is None or not _claim(MemoryWrite, candidate.pk, now):
-            break
-        try:
-            _apply(candidate)
-        except StoreError as exc:
-            attempts = candidate.attempts + 1
+        progress = False
+        for candidate in candidates:
+            if candidate.conversation_id in blocked or not _claim(MemoryWrite, candidate.pk, now):
+                continue
+            try:
+                _apply(candidate)
+            except StoreError as exc:
+                attempts = candidate.attempts + 1
+                MemoryWrite.objects.filter(pk=candidate.pk).update(
+                    attempts=attempts,
+                    last_error=f"{exc.code}: {exc.message}"[:2000],
+                    next_attempt_at=timezone.now() + backoff(attempts),
+                    status=OutboxStatus.FAILED
+                    if attempts >= MAX_MEMORY_ATTEMPTS
+                    else OutboxStatus.PENDING,
+                )
+                if candidate.conversation_id is None:
+                    return applied  # unordered writes: the store is failing, stop here
+                blocked.add(candidate.conversation_id)
+                continue
             MemoryWrite.objects.filter(pk=candidate.pk).update(
-                attempts=attempts,
-                last_error=f"{exc.code}: {exc.message}"[:2000],
-                next_attempt_at=timezone.now() + backoff(attempts),
-                status=OutboxStatus.FAILED
-                if attempts >= MAX_MEMORY_ATTEMPTS
-                else OutboxStatus.PENDING,
+                status=OutboxStatus.DONE,
+                result_id=candidate.result_id,
+                attempts=candidate.attempts + 1,
             )
-            blocked.add(candidate.conversation_id)
-            if candidate.conversation_id is None:
-                break
-            continue
-        MemoryWrite.objects.filter(pk=candidate.pk).update(
-            status=OutboxStatus.DONE, result_id=candidate.result_id, attempts=candidate.attempts + 1
-        )
-        applied += 1
+            applied += 1
+            progress = True
+        if not progress:
+            break
     return applied
 
 
@@ -212,16 +223,80 @@ def webhook_retry_now(*, delivery_ids: list[int]) -> int:
 
 
 # ---------------------------------------------------------------- kicking and the worker
+class Kicker:
+    """Applies memory writes right after commits, on one daemon thread per process.
+
+    Not on the request thread: under Daphne every sync view and consumer shares one
+    thread, and a store write (plus, in remote mode, a network round trip) there delays
+    every other request and socket. Kicks that arrive while a pass runs make one more
+    pass, so writes under load are applied in batches. What fails or is left behind when
+    the process stops is retried by the worker (``manage.py run_worker``).
+    ``settings.OUTBOX_KICK = "inline"`` applies on the committing thread instead (the
+    test suite's default: its database transaction is invisible to another thread).
+    """
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def kick(self) -> None:
+        with self._lock:
+            self._idle.clear()
+            self._wake.set()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="outbox-kicker", daemon=True)
+                self._thread.start()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until every kick so far has been worked off (tests, shutdown)."""
+        return self._idle.wait(timeout)
+
+    def settle(self, *, conversation_id: int | None, timeout: float = 1.0) -> None:
+        """Read your own writes: before a card recalls a conversation's memory, wait
+        (briefly) while this process's kicker still has that conversation's writes
+        queued, e.g. the note of a transfer accepted right after it was made."""
+        if self._idle.is_set() or conversation_id is None:
+            return
+        if MemoryWrite.objects.filter(
+            conversation_id=conversation_id, status=OutboxStatus.PENDING, attempts=0
+        ).exists():
+            self.wait_idle(timeout)
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            _kick()
+            with self._lock:
+                if not self._wake.is_set():
+                    connections.close_all()  # this thread's connections, until the next kick
+                    self._idle.set()
+
+
+kicker = Kicker()
+
+
 def _kick() -> None:
     try:
-        apply_memory_writes(limit=50)
+        while apply_memory_writes(limit=50):
+            pass
     except Exception:  # the worker retries; a failed kick must not fail the request
         logger.exception("applying memory writes after commit failed")
 
 
 def kick_on_commit() -> None:
-    """Apply queued memory writes right after this transaction commits."""
-    transaction.on_commit(_kick, robust=True)
+    """Apply queued memory writes once this transaction commits (see ``Kicker``)."""
+    from django.conf import settings
+
+    if getattr(settings, "OUTBOX_KICK", "thread") == "inline":
+        transaction.on_commit(_kick, robust=True)
+    else:
+        transaction.on_commit(kicker.kick, robust=True)
 
 
 def run_worker(

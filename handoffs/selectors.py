@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from . import outbox
 from .memory import get_store
 from .memory.base import MemoryError as StoreError
 from .memory.base import is_auto_summary, is_derived
@@ -74,6 +75,7 @@ def handoff_card(*, handoff: Handoff) -> HandoffCard:
     duplicates of anything already shown are hidden.
     """
     card = HandoffCard(handoff=handoff, chain=chain_of(handoff))
+    outbox.kicker.settle(conversation_id=handoff.conversation_id)
     store = get_store()
     try:
         found = store.search(agent_id=handoff.customer, query=handoff.summary, top_k=25)

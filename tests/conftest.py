@@ -106,12 +106,15 @@ LIVE_SERVER_FIXTURES = {"live_console", "live_server_url"}
 @pytest.fixture(autouse=True)
 def fast_test_settings(request, settings):
     """Test users never need a strong hash (PBKDF2 would dominate the run time), and
-    WhiteNoise need not scan every static file each time a test client starts.
+    WhiteNoise need not scan every static file each time a test client starts. Memory
+    writes are kicked inline (see ``outbox.Kicker``).
 
     Not for tests whose people sign in to a live Daphne through the login form: that
     process checks passwords with the production hashers.
     """
     settings.WHITENOISE_AUTOREFRESH = True
+    # The kicker thread can't see a test's uncommitted rows; live Daphnes use the thread.
+    settings.OUTBOX_KICK = "inline"
     live = LIVE_SERVER_FIXTURES & set(request.fixturenames)
     if not live and request.node.get_closest_marker("browser") is None:
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -8,6 +8,8 @@ does, and read them back from the embedded memory server.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
@@ -277,6 +279,41 @@ def test_every_human_and_customer_message_is_a_memory_in_the_humans_session(acce
     assert outbox.apply_memory_writes() == 0
     total = EmbeddedStore().session_memories(session_id=accepted.human_session_id)["total"]
     assert total == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_kicker_applies_memory_copies_after_commit_off_the_posting_thread(
+    teams, make_agent, bot, settings, monkeypatch
+):
+    """In production the copies are applied by the process's kicker thread: posting
+    returns while the store write is still held up, and the copies land in order."""
+    settings.OUTBOX_KICK = "thread"
+    alice = make_agent("alice", teams=[teams["billing-specialist"]])
+    conversation = accept(escalate(bot=bot), alice).conversation
+    gate, writers = threading.Event(), []
+    real_store = EmbeddedStore.store
+
+    def held_store(self, **payload):
+        writers.append(threading.current_thread().name)
+        assert gate.wait(10), "the test never opened the gate"
+        return real_store(self, **payload)
+
+    monkeypatch.setattr(EmbeddedStore, "store", held_store)
+    post(conversation, Sender.CUSTOMER, "I was charged $299", "c-1")
+    post(conversation, Sender.AGENT, "I see the $299 charge", "a-1", agent=alice)
+    # Both posts returned (committed) while the first copy is still being written.
+    assert (
+        Message.objects.filter(conversation=conversation, client_id__in=["c-1", "a-1"]).count() == 2
+    )
+    assert MemoryWrite.objects.filter(status=OutboxStatus.DONE).count() == 0
+    gate.set()
+    assert outbox.kicker.wait_idle(10)
+    writes = MemoryWrite.objects.filter(conversation=conversation).order_by("pk")
+    assert [w.status for w in writes] == [OutboxStatus.DONE, OutboxStatus.DONE]
+    assert writers == ["outbox-kicker", "outbox-kicker"]
+    hop = Handoff.objects.get(conversation=conversation)
+    memories = EmbeddedStore().session_memories(session_id=hop.human_session_id)["memories"]
+    assert [m["content"] for m in memories] == ["I was charged $299", "I see the $299 charge"]
 
 
 def test_system_messages_are_not_memories(accepted):
