@@ -14,17 +14,54 @@ console's logic: no auth, no origin check, no templates, no memory store.
   group ``bare.<group>`` only, and ``/ws/bare/<group>/`` joins that group alone, so each
   socket gets only its own conversation's events.
 
-Configuration comes from the environment: ``BARE_SQLITE_PATH`` (required) and
-``DJANGO_DEBUG`` (``1`` as the benchmark runs the console).
+Configuration comes from the environment: ``BARE_SQLITE_PATH`` (the embedded runs) or
+``BARE_DATABASE_URL`` plus ``BARE_REDIS_URL`` (the scale-out runs: PostgreSQL and
+channels-redis, several processes), and ``DJANGO_DEBUG`` (``1`` as the benchmark runs
+the console).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from urllib.parse import parse_qs
 
 import django
 from django.conf import settings
+
+_SQLITE = {
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": os.environ.get("BARE_SQLITE_PATH", ""),
+    "OPTIONS": {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": (
+            "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=20000;"
+        ),
+    },
+}
+# Scale-out baseline (bench/scaleout.py): PostgreSQL and channels-redis, as the console.
+_DATABASE_URL = os.environ.get("BARE_DATABASE_URL", "")
+_REDIS_URL = os.environ.get("BARE_REDIS_URL", "")
+if _DATABASE_URL:
+    import dj_database_url
+
+    _DATABASE = dj_database_url.parse(_DATABASE_URL)
+else:
+    _DATABASE = _SQLITE
+_LAYER = (
+    {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": _REDIS_URL, "socket_timeout": 15}],
+            "capacity": 1500,
+            "expiry": 30,
+        },
+    }
+    if _REDIS_URL
+    else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+)
 
 settings.configure(
     DEBUG=os.environ.get("DJANGO_DEBUG", "") == "1",  # as the console's Daphne runs
@@ -34,41 +71,38 @@ settings.configure(
     INSTALLED_APPS=["channels"],
     MIDDLEWARE=[],
     USE_TZ=True,
-    DATABASES={
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ["BARE_SQLITE_PATH"],
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": (
-                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=20000;"
-                ),
-            },
-        }
-    },
-    CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}},
+    DATABASES={"default": _DATABASE},
+    CHANNEL_LAYERS={"default": _LAYER},
     LOGGING_CONFIG=None,
 )
 django.setup()
 
 from asgiref.sync import async_to_sync  # noqa: E402
+from channels.db import database_sync_to_async  # noqa: E402
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from django.db import DatabaseError, connection, transaction  # noqa: E402
 from django.http import HttpRequest, JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
 GROUP = "bare"
 
-with connection.cursor() as cursor:
-    cursor.execute(
-        "CREATE TABLE IF NOT EXISTS bare_event "
-        "(id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, created_at REAL NOT NULL)"
-    )
+_ID = (
+    "BIGSERIAL PRIMARY KEY"
+    if connection.vendor == "postgresql"
+    else "INTEGER PRIMARY KEY AUTOINCREMENT"
+)
+try:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS bare_event "  # noqa: S608 - constant
+            f"(id {_ID}, body TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)"
+        )
+except DatabaseError:  # two processes created it at once (PostgreSQL): it exists
+    pass
 connection.close()
 
 
@@ -110,6 +144,29 @@ class BareConversationConsumer(BareConsumer):
         await super().connect()
 
 
+@database_sync_to_async
+def _rows_after(after: int | None) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM bare_event")
+        last = cursor.fetchone()[0]
+        rows: list[str] = []
+        if after is not None:
+            cursor.execute(
+                "SELECT body FROM bare_event WHERE id > %s AND id <= %s ORDER BY id", [after, last]
+            )
+            rows = [body for (body,) in cursor.fetchall()]
+    return json.dumps({"last": last, "rows": rows})
+
+
+class BareCatchupConsumer(AsyncWebsocketConsumer):
+    """A reconnecting client's catch-up: the rows it missed, from the database, in order."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        after = parse_qs(self.scope["query_string"].decode()).get("after")
+        await self.send(text_data=await _rows_after(int(after[0]) if after else None))
+
+
 urlpatterns = [
     path("health/live", health_live),
     path("bare/post", post),
@@ -122,6 +179,7 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(
             [
                 path("ws/bare/", BareConsumer.as_asgi()),
+                path("ws/bare-catchup/", BareCatchupConsumer.as_asgi()),
                 path("ws/bare/<slug:group>/", BareConversationConsumer.as_asgi()),
             ]
         ),

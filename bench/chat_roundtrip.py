@@ -260,9 +260,10 @@ async def _phase(
     async def conversation(i: int) -> None:
         tasks = []
         for k in itertools.count():
-            await asyncio.sleep(rng.expovariate(1 / INTERVAL_S))
-            if time.perf_counter() > deadline:
+            due = time.perf_counter() + rng.expovariate(1 / INTERVAL_S)
+            if due > deadline:  # the next message would fall after the phase: done now
                 break
+            await asyncio.sleep(due - time.perf_counter())
             tasks.append(asyncio.create_task(_message(target, send_one, f"{n}-{k}", i, timed)))
         await asyncio.gather(*tasks)
 

@@ -73,23 +73,28 @@ class Daphne:
     """``python -m daphne console.asgi:application`` on the current database.
 
     Use as a context manager; the process is started with the current ``SQLITE_PATH``
-    and ``DJANGO_DEBUG=1`` and is stopped (by its own pid) on exit.
+    and ``DJANGO_DEBUG=1`` (``extra_env`` overrides: ``bench/scaleout.py`` points it at
+    PostgreSQL and Redis) and is stopped (by its own pid) on exit.
     """
 
-    def __init__(self, workdir: Path, name: str = "daphne") -> None:
+    def __init__(
+        self, workdir: Path, name: str = "daphne", extra_env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"{name}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_env = extra_env or {}
 
     def __enter__(self) -> Daphne:
         env = {
             **os.environ,
-            "SQLITE_PATH": os.environ["SQLITE_PATH"],
+            "SQLITE_PATH": os.environ.get("SQLITE_PATH", ""),
             "DATABASE_URL": "",
             "DJANGO_DEBUG": "1",
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PYTHONPATH": str(ROOT),
+            **self.extra_env,
         }
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(

@@ -75,8 +75,9 @@ def publish_handoff_change(handoff_id: int, change: str) -> None:
     event = {"type": "queue.update", "html": html, "change": change, "handoff_id": handoff.pk}
     if handoff.team is not None:
         send(queue_group(handoff.team.slug), event)
-    status_html = render_to_string("handoffs/card.html#status-oob", {"handoff": handoff})
-    send(handoff_group(handoff.pk), {"type": "card.update", "html": status_html})
+    if change != "created":  # a card opened before its handoff's first commit can't exist
+        status_html = render_to_string("handoffs/card.html#status-oob", {"handoff": handoff})
+        send(handoff_group(handoff.pk), {"type": "card.update", "html": status_html})
     publish_floor()
 
 
