@@ -35,6 +35,7 @@ MAX_WEBHOOK_ATTEMPTS = 10
 MAX_MEMORY_ATTEMPTS = 50
 WEBHOOK_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 SIGNATURE_HEADER = "X-Handoff-Signature"
+KICK_DELAY_S = 0.1
 
 
 def backoff(attempts: int) -> timedelta:
@@ -270,6 +271,9 @@ class Kicker:
 
         while True:
             self._wake.wait()
+            # Let the request that kicked finish its response first, and let the kicks
+            # of a busy moment gather into one batch.
+            time.sleep(KICK_DELAY_S)
             self._wake.clear()
             _kick()
             with self._lock:
