@@ -69,10 +69,11 @@ TARGET_P99_MS = {("embedded", 50): 100.0, ("embedded", 200): 150.0, ("scaleout",
 SCALEOUT_PROCESSES = 2
 TEAM = "bench-team"
 BOT = "tier1-bot"
-# Opening handshakes in flight at once. Each console connect costs a lot of sync work
-# on Django's single thread-sensitive executor (presence change → floor re-render); with
-# more in flight the last ones pass Daphne's 5 s handshake timeout and are dropped (1006).
-CONNECT_CONCURRENCY = 2
+# Opening handshakes in flight at once, per server process. Each console connect runs
+# its auth, presence change and snapshot on Django's single thread-sensitive executor
+# (~14 ms of CPU); far more in flight would only queue there, and past Daphne's 5 s
+# handshake timeout the server drops them (1006; retried and counted).
+CONNECT_CONCURRENCY = 4
 CONNECT_ATTEMPTS = 4
 RECEIVE_TIMEOUT_S = 10.0
 PAUSE_S = 0.05  # between events, so one event's tail never overlaps the next
