@@ -104,7 +104,7 @@ if DATABASE_URL:
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "console.db.sqlite3",  # queues writers in-process
             "NAME": SQLITE_PATH,
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",

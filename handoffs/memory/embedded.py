@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, F, Q, QuerySet
+from django.db.models import BooleanField, Case, F, Q, QuerySet, Value, When
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -301,10 +301,13 @@ class EmbeddedStore:
             if m.session_id is not None:
                 counts[m.session_id] = counts.get(m.session_id, 0) + 1
         for session_id, count in counts.items():
+            # One statement: the count always, the activity clock only while it's open.
             MemorySession.objects.filter(pk=session_id).update(
-                memory_count=F("memory_count") + count
+                memory_count=F("memory_count") + count,
+                last_activity_at=Case(
+                    When(ended_at=None, then=Value(now)), default=F("last_activity_at")
+                ),
             )
-            MemorySession.objects.filter(pk=session_id, ended_at=None).update(last_activity_at=now)
 
     def store(
         self,
