@@ -182,3 +182,15 @@ def make_agent(db):
         return agent
 
     return make
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[str, dict]]:
+    """Every group_send (the one patched entry point of the broadcast module), with a
+    supervisor watching the floor so floor updates are rendered too."""
+    from handoffs import broadcast
+
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setattr(broadcast, "send", lambda group, event: calls.append((group, event)))
+    monkeypatch.setattr(broadcast, "floor_watched", lambda delta=0: 1)
+    return calls

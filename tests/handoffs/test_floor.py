@@ -185,14 +185,6 @@ async def test_the_new_owner_is_told_live(people):
 
 
 # ---------------------------------------------------------------- reassigning
-@pytest.fixture
-def sent(monkeypatch) -> list[tuple[str, dict]]:
-    calls: list[tuple[str, dict]] = []
-    monkeypatch.setattr(broadcast, "send", lambda group, event: calls.append((group, event)))
-    monkeypatch.setattr(broadcast, "floor_watched", lambda delta=0: 1)  # a supervisor watches
-    return calls
-
-
 @pytest.mark.django_db
 def test_reassign_a_waiting_handoff_is_audited(people, sent, django_capture_on_commit_callbacks):
     handoff = escalate()

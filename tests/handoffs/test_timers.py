@@ -20,15 +20,6 @@ from handoffs.models import Event, Handoff, Sender, Status
 pytestmark = [pytest.mark.django_db, pytest.mark.pg]
 
 
-@pytest.fixture
-def sent(monkeypatch) -> list[tuple[str, dict]]:
-    """Every group_send (the one patched entry point of the broadcast module)."""
-    calls: list[tuple[str, dict]] = []
-    monkeypatch.setattr(broadcast, "send", lambda group, event: calls.append((group, event)))
-    monkeypatch.setattr(broadcast, "floor_watched", lambda delta=0: 1)  # a supervisor watches
-    return calls
-
-
 def escalate(team_slug: str = "billing-specialist", **fields) -> Handoff:
     return services.handoff_intake(
         customer=fields.pop("customer", f"cust-{uuid.uuid4().hex[:8]}"),
