@@ -87,7 +87,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "agent_counts": list(AGENT_COUNTS),
         "scaleout_counts": list(AGENT_COUNTS),
         "events": 30,
-        "warmup": 5,
+        "warmup": 3,
     }
 
 

@@ -80,9 +80,9 @@ from typing import Any
 
 import httpx
 
-from . import env
+from . import env, scaleout
 from .core import Row, latency_metrics, percentile
-from .intake_fanout import BareDaphne, _cpu_s, _stop_py_spy
+from .intake_fanout import SCALEOUT_PROCESSES, BareDaphne, _cpu_s, _stop_py_spy
 
 BOTS = 16
 TARGET_PER_S = 250.0
@@ -99,7 +99,14 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     # The bare baseline gets half the console's time (two quarters around it): its rate is
     # steady within seconds, and the whole suite has a 10-minute budget.
     seconds = 5.0 if args.quick else 30.0
-    return {"bots": BOTS, "seconds": seconds, "bare_seconds": seconds / 2, "warmup_flows": 1}
+    return {
+        "bots": BOTS,
+        "seconds": seconds,
+        "bare_seconds": seconds / 2,
+        # Scale-out: a shorter look (the suite has a 10-minute budget), bare as long.
+        "scaleout_seconds": 5.0 if args.quick else 15.0,
+        "warmup_flows": 1,
+    }
 
 
 def _log(args: argparse.Namespace, message: str) -> None:
@@ -227,9 +234,10 @@ async def _phase(
         "Authorization": f"Bearer {target['key']}",
     }
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    urls = target["urls"]  # bots spread evenly over the server's processes
     clients = [
-        httpx.AsyncClient(base_url=target["url"], headers=headers, timeout=60, limits=limits)
-        for _ in range(bots)
+        httpx.AsyncClient(base_url=urls[i % len(urls)], headers=headers, timeout=60, limits=limits)
+        for i in range(bots)
     ]
     try:
         # Open every keep-alive connection before the clock.
@@ -242,12 +250,12 @@ async def _phase(
                 await _flow(clients[index], target["name"], prefix, index, n, tally)
                 n += 1
 
-        cpu_before, own_before = _cpu_s(target["pid"]), time.process_time()
+        cpu_before, own_before = sum(map(_cpu_s, target["pids"])), time.process_time()
         started = time.perf_counter()
         deadline[0] = started + (seconds or 0.0)
         await asyncio.gather(*(bot(i) for i in range(bots)))
         wall = time.perf_counter() - started
-        cpu = _cpu_s(target["pid"]) - cpu_before
+        cpu = sum(map(_cpu_s, target["pids"])) - cpu_before
         own = time.process_time() - own_before
     finally:
         for client in clients:
@@ -299,7 +307,9 @@ async def _drive(config: dict[str, Any]) -> dict[str, Any]:
     load = {"before": os.getloadavg()[0]}
     phases = {"bare_a": await _phase(bare, "sus", bots, config["bare_seconds"] / 2)}
     _say(f"bare (first half): {_rate(phases['bare_a']):.0f} flows/s")
-    spy = _start_py_spy(console["pid"], config["profile_out"]) if config["profile_out"] else None
+    spy = (
+        _start_py_spy(console["pids"][0], config["profile_out"]) if config["profile_out"] else None
+    )
     phases["console"] = await _phase(console, "sus", bots, seconds)
     _stop_py_spy(spy)
     _say(f"console: {_rate(phases['console']):.0f} handoffs/s")
@@ -348,7 +358,8 @@ def _summary(phases: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _check_database(expected: dict[str, Any]) -> dict[str, int]:
-    """Compare the rows the timed customers left with what the driver saw succeed."""
+    """Compare the rows the timed customers left with what the driver saw succeed (in
+    this process's database; scale-out runs it in a child on PostgreSQL)."""
     from django.db import connections
 
     from handoffs.memory.models import Memory, MemorySession
@@ -391,8 +402,10 @@ def _row(
     db: dict[str, int],
     logs: dict[str, dict[str, int]],
     load: dict[str, float],
+    mode: str = "embedded",
 ) -> Row:
     config = _config(args)
+    embedded = mode == "embedded"
     metrics = {
         key: console[key]
         for key in (
@@ -415,7 +428,7 @@ def _row(
     }
     baseline["locked"] = bare["locked"] + logs["bare"]["locked"]
     ok = (
-        console["handoffs_per_s"] >= TARGET_PER_S
+        (console["handoffs_per_s"] >= TARGET_PER_S or not embedded)
         and console["errors"] == 0
         and console["locked"] == 0
         and logs["console"]["locked"] == 0
@@ -425,17 +438,19 @@ def _row(
     bare_steps = bare["step_p50_ms"]["start"]
     return Row(
         scenario="sustained_intake",
-        variant=f"{config['bots']} bots, full seed flow (5 POSTs) per handoff",
+        variant=f"{config['bots']} bots, full seed flow (5 POSTs) per handoff"
+        + (" (one process)" if embedded else f" ({SCALEOUT_PROCESSES} processes, PostgreSQL)"),
         metrics=metrics,
         primary="handoffs_per_s",
         baseline=bare["handoffs_per_s"],
-        baseline_label="bare Channels, 5 x (INSERT + group_send)",
+        baseline_label="bare Channels, 5 x (INSERT + group_send)"
+        + ("" if embedded else f", {SCALEOUT_PROCESSES} processes, PostgreSQL + Redis"),
         baseline_metrics=baseline,
-        target=f"≥ {TARGET_PER_S:g} handoffs/s",
+        target=f"≥ {TARGET_PER_S:g} handoffs/s" if embedded else "0 errors, whole",
         ok=ok,
         notes=(
-            f"console {config['seconds']:g}s between two bare quarters of "
-            f"{config['bare_seconds'] / 2:g}s; {console['flows']} flows in "
+            f"console {console['wall_s']:.0f}s between two bare runs of "
+            f"{bare['wall_s'] / 2:.1f}s; {console['flows']} flows in "
             f"{console['wall_s']:.1f}s (bare {bare['flows']} in "
             f"{bare['wall_s']:.1f}s, {bare['handoffs_per_s']:.0f} flows/s); flow p50/p99 "
             f"{console['flow_p50_ms']:.0f}/{console['flow_p99_ms']:.0f}ms (bare "
@@ -454,52 +469,109 @@ def _row(
 
 
 # ---------------------------------------------------------------- the scenario
-def run(args: argparse.Namespace) -> list[Row]:
-    env.fresh_database(args.workdir, "sustained_intake")
-    from django.db import connections
-
+def _setup() -> str:
+    """The bot's key and the team the handoffs go to, in the current database."""
     from handoffs import services
     from handoffs.models import Team
 
     _bot, key = services.bot_create(name=BOT)
     Team.objects.create(slug=TEAM, name="Bench billing")
+    return key
+
+
+def _drive_servers(
+    args: argparse.Namespace,
+    mode: str,
+    key: str,
+    consoles: list[env.Daphne],
+    bares: list[env.Daphne],
+    check_database,
+) -> Row:
+    config = _config(args)
+    if mode != "embedded":
+        config.update(seconds=config["scaleout_seconds"], bare_seconds=config["scaleout_seconds"])
+    _log(
+        args,
+        f"{mode}: console on :{','.join(str(c.port) for c in consoles)}, bare Channels on "
+        f":{','.join(str(b.port) for b in bares)}",
+    )
+    profile_out = (
+        args.results_dir / "sustained_intake-console.txt"
+        if args.profile and mode == "embedded"
+        else ""
+    )
+    config.update(
+        console={
+            "name": "console",
+            "urls": [c.url for c in consoles],
+            "pids": [c.process.pid for c in consoles],
+            "key": key,
+        },
+        bare={
+            "name": "bare",
+            "urls": [b.url for b in bares],
+            "pids": [b.process.pid for b in bares],
+            "key": "unused",
+        },
+        profile_out=str(profile_out),
+    )
+    driven = env.run_driver("bench.sustained_intake", config, silent=args.silent, what="driver")
+    phases = driven["phases"]
+    console_sum = _summary([phases["console"]])
+    bare_sum = _summary([phases["bare_a"], phases["bare_b"]])
+    db = check_database(console_sum)
+    logs = {
+        name: {
+            key: sum(_log_counts(server.log_path)[key] for server in servers)
+            for key in ("locked", "tracebacks")
+        }
+        for name, servers in (("console", consoles), ("bare", bares))
+    }
+    row = _row(args, console_sum, bare_sum, db, logs, driven["loadavg_1m"], mode)
+    _log(
+        args,
+        f"{mode}: console {console_sum['handoffs_per_s']:.0f} handoffs/s "
+        f"(POST p99 {console_sum['p99_ms']:.0f}ms), bare {bare_sum['handoffs_per_s']:.0f} "
+        f"flows/s; errors {console_sum['errors']}, locked {console_sum['locked']}"
+        f"+{logs['console']['locked']}, db mismatch {db['mismatch']}",
+    )
+    if profile_out:
+        _log(args, f"py-spy profile in {profile_out}")
+    return row
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    """Embedded (one Daphne on SQLite), then scale-out (two Daphnes on PostgreSQL and
+    channels-redis, the bots split evenly between them; ``bench/scaleout.py``)."""
+    env.fresh_database(args.workdir, "sustained_intake")
+    from django.db import connections
+
+    key = _setup()
     connections.close_all()  # the Daphne child owns the database from here
     with (
         env.Daphne(args.workdir, "sustained-intake") as console,
         BareDaphne(args.workdir) as bare,
     ):
-        _log(args, f"console on :{console.port}, bare Channels on :{bare.port}")
-        profile_out = args.results_dir / "sustained_intake-console.txt" if args.profile else ""
-        config = {
-            **_config(args),
-            "console": {
-                "name": "console",
-                "url": console.url,
-                "pid": console.process.pid,
-                "key": key,
-            },
-            "bare": {"name": "bare", "url": bare.url, "pid": bare.process.pid, "key": "unused"},
-            "profile_out": str(profile_out),
-        }
-        driven = env.run_driver(
-            "bench.sustained_intake", config, silent=args.silent, what="intake driver"
+        rows = [_drive_servers(args, "embedded", key, [console], [bare], _check_database)]
+    why_not = scaleout.available()
+    if why_not:
+        _log(args, f"scale-out variant not run: PostgreSQL or Redis unavailable ({why_not})")
+        return rows
+    with scaleout.ScaleOut(args.workdir, "intake") as cluster:
+        key = cluster.call("bench.sustained_intake:_setup")
+        consoles = cluster.consoles(SCALEOUT_PROCESSES)
+        bares = cluster.bares(SCALEOUT_PROCESSES)
+        rows.append(
+            _drive_servers(
+                args,
+                "scaleout",
+                key,
+                consoles,
+                bares,
+                lambda expected: cluster.call("bench.sustained_intake:_check_database", expected),
+            )
         )
-    phases = driven["phases"]
-    console_sum = _summary([phases["console"]])
-    bare_sum = _summary([phases["bare_a"], phases["bare_b"]])
-    db = _check_database(console_sum)
-    logs = {"console": _log_counts(console.log_path), "bare": _log_counts(bare.log_path)}
-    row = _row(args, console_sum, bare_sum, db, logs, driven["loadavg_1m"])
-    _log(
-        args,
-        f"console {console_sum['handoffs_per_s']:.0f} handoffs/s "
-        f"(POST p99 {console_sum['p99_ms']:.0f}ms), bare {bare_sum['handoffs_per_s']:.0f} "
-        f"flows/s; errors {console_sum['errors']}, locked {console_sum['locked']}"
-        f"+{logs['console']['locked']}, db mismatch {db['mismatch']}",
-    )
-    if args.profile:
-        _log(args, f"py-spy profile in {profile_out}")
-    return [row]
+    return rows
 
 
 # ---------------------------------------------------------------- standalone
