@@ -80,7 +80,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         return {"phase_s": {50: 4.0}, "phases": 2, "warmup_s": 2.0, "idle": 20}
     # 200 conversations offer four times the messages per second: shorter phases.
-    return {"phase_s": {50: 12.0, 200: 4.0}, "phases": 2, "warmup_s": 3.0, "idle": 40}
+    return {"phase_s": {50: 10.0, 200: 4.0}, "phases": 2, "warmup_s": 3.0, "idle": 25}
 
 
 def _log(args: argparse.Namespace, message: str) -> None:

@@ -62,7 +62,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "samples": 400,
         "http_samples": 300,
         "warmup": 20,
-        "max_seconds": 3.0,
+        "max_seconds": 2.0,
         "min_count": 100,
         "profile_calls": 100,
     }

@@ -66,7 +66,7 @@ SENTIMENTS = [(-0.9, "angry"), (-0.5, "frustrated"), (0.0, "neutral"), (0.6, "po
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         return {"handoffs": 100_000, "samples": 3, "warmup": 1}
-    return {"handoffs": 100_000, "samples": 6, "warmup": 2}
+    return {"handoffs": 100_000, "samples": 5, "warmup": 2}
 
 
 def _log(args: argparse.Namespace, message: str) -> None:

@@ -125,7 +125,7 @@ def _log(args: argparse.Namespace, message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> list[Row]:
-    seconds = 1.0 if args.quick else 5.0
+    seconds = 1.0 if args.quick else 4.0
     env.fresh_database(args.workdir, "store")
     key = env.bot_key()
     gen = TextGen(seed=args.seed + 7)

@@ -40,8 +40,10 @@ BareDaphne``): 16 clients, each "flow" the same five POSTs, same bodies, to ``PO
 /bare/post/sus-b<bot>`` (one SQLite INSERT in an IMMEDIATE transaction, WAL, then a
 ``group_send`` to that bot's empty group; the route exists already). Order, to spread
 drift in background load over both: warm-up (one flow per bot on each server, untimed),
-bare for a quarter of the console's time, console for the full 30 s, bare for another
-quarter (A-B-A; the bare rate is steady within seconds).
+bare for a sixth of the console's time, console for the full 30 s, bare for another
+sixth (A-B-A; the bare rate is steady within seconds). Then the same in scale-out (two
+Daphnes on PostgreSQL + channels-redis, ``bench/scaleout.py``, 8 bots on each), 10 s
+each for console and bare.
 Bare flows/s is the sum of both halves' flows over the sum of their walls.
 
 Also reported: requests/s, POST p50/p99 over all five POSTs and for the handoff POST
@@ -96,15 +98,15 @@ LOCKED = "database is locked"
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
-    # The bare baseline gets half the console's time (two quarters around it): its rate is
-    # steady within seconds, and the whole suite has a 10-minute budget.
+    # The bare baseline gets a third of the console's time (two sixths around it): its rate
+    # is steady within seconds, and the whole suite has a 10-minute budget.
     seconds = 5.0 if args.quick else 30.0
     return {
         "bots": BOTS,
         "seconds": seconds,
-        "bare_seconds": seconds / 2,
+        "bare_seconds": seconds / 3,
         # Scale-out: a shorter look (the suite has a 10-minute budget), bare as long.
-        "scaleout_seconds": 5.0 if args.quick else 15.0,
+        "scaleout_seconds": 5.0 if args.quick else 10.0,
         "warmup_flows": 1,
     }
 
