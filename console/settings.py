@@ -108,8 +108,8 @@ else:
             "NAME": SQLITE_PATH,
             # Kept open: Channels' consumers run their database calls on one long-lived
             # thread, which otherwise opens (and PRAGMA-initialises) a file connection per
-            # call; a socket connect costs ~40 % less CPU. Per-request threads end with
-            # their request and take their connection with them.
+            # call; a socket connect costs ~40 % less CPU. A request's own thread closes
+            # its connection when the request ends (console/db/sqlite3).
             "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60),
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",

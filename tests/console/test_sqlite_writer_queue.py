@@ -92,3 +92,19 @@ def test_a_writer_that_cannot_get_in_within_the_busy_timeout_gets_database_is_lo
         WRITER.release()
     with transaction.atomic():
         Team.objects.create(slug="after", name="After")
+
+
+def test_a_request_threads_connection_is_closed_when_its_request_ends():
+    """CONN_MAX_AGE keeps the consumers' thread's connection; a request's thread must not
+    leave its own to the garbage collector (an open file and WAL index each)."""
+    from django.core.signals import request_finished
+
+    Team.objects.count()
+    assert connection.connection is not None
+    request_finished.send(sender=None)
+    assert connection.connection is None
+
+    with transaction.atomic():  # never in the middle of a transaction
+        Team.objects.count()
+        request_finished.send(sender=None)
+        assert connection.connection is not None

@@ -19,12 +19,33 @@ as before. A writer that can't get the lock within the busy timeout gets the sam
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
-from django.db import OperationalError
+from django.core.signals import request_finished
+from django.db import OperationalError, connections
 from django.db.backends.sqlite3 import base
 
 WRITER = threading.Lock()
+
+
+def close_at_request_end(**kwargs) -> None:
+    """Under ASGI each HTTP request runs on a thread of its own that ends with it: close
+    that thread's connections now (``CONN_MAX_AGE`` would leave them to the garbage
+    collector). ``CONN_MAX_AGE`` then only keeps the connection of Channels' consumers'
+    long-lived thread, which sends no ``request_finished``."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:  # sent from an event loop's thread (an async test client): no request thread
+        return
+    for conn in connections.all(initialized_only=True):
+        if conn.vendor == "sqlite" and not conn.in_atomic_block:
+            conn.close()
+
+
+request_finished.connect(close_at_request_end, dispatch_uid="console.db.sqlite3.close")
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
