@@ -194,3 +194,13 @@ def sent(monkeypatch) -> list[tuple[str, dict]]:
     monkeypatch.setattr(broadcast, "send", lambda group, event: calls.append((group, event)))
     monkeypatch.setattr(broadcast, "floor_watched", lambda delta=0: 1)
     return calls
+
+
+@pytest.fixture
+def fresh_socket_counts():
+    """Presence counts sockets in the cache; start (and end) a test with zero sockets."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

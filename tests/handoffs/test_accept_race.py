@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from unittest import mock
@@ -31,6 +30,7 @@ from django.utils import timezone
 
 from handoffs import broadcast, services
 from handoffs.models import Agent, Event, Handoff, Status
+from tests import factories
 
 pytestmark = [pytest.mark.pg, pytest.mark.django_db(transaction=True)]
 
@@ -40,15 +40,7 @@ Accept = Callable[..., Handoff]
 
 def escalate(team_slug: str, *, summary: str = "Customer was double charged") -> Handoff:
     """One waiting handoff routed to ``team_slug``."""
-    return services.handoff_intake(
-        customer=f"cust-{uuid.uuid4().hex[:8]}",
-        source_session_id=f"sess-{uuid.uuid4().hex}",
-        from_agent="tier1-bot",
-        to_agent=team_slug,
-        summary=summary,
-        sentiment="neutral",
-        urgency="normal",
-    ).handoff
+    return factories.escalate(team_slug, summary=summary, sentiment="neutral", urgency="normal")
 
 
 @dataclass

@@ -27,6 +27,7 @@ from handoffs.models import (
     Status,
 )
 from handoffs.routing import websocket_urlpatterns
+from tests import factories
 
 pytestmark = pytest.mark.pg  # `make test` runs these again on PostgreSQL
 
@@ -39,17 +40,14 @@ CUSTOMER = "user-dave"
 
 
 def escalate(*, bot=None, summary: str = SEED_SUMMARY, sentiment="frustrated") -> Handoff:
-    return services.handoff_intake(
+    return factories.escalate(
         customer=CUSTOMER,
         customer_name="Dave Miller",
         source_session_id="sess_bot_1",
-        from_agent="tier1-bot",
-        to_agent="billing-specialist",
         summary=summary,
         sentiment=sentiment,
-        urgency="high",
         bot=bot,
-    ).handoff
+    )
 
 
 def accept(handoff: Handoff, agent) -> Handoff:

@@ -6,53 +6,35 @@ in-memory channel layer on the test's event loop, as they would in Daphne.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.core.cache import cache
-from django.db import transaction
 from django.test import Client
 
 from console.asgi import application
 from handoffs import services
 from handoffs.models import Agent, Event, Handoff, Presence
+from tests import factories
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("fresh_socket_counts"),
+]
 
 ORIGIN = b"http://127.0.0.1:8000"
 TIMEOUT = 3
 
 
-@pytest.fixture(autouse=True)
-def fresh_socket_counts():
-    """Presence counts sockets in the cache; start each test from zero sockets."""
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def escalate(team_slug: str, *, summary: str = "Refund for a double charge") -> Handoff:
     """One waiting handoff for ``team_slug``, committed (so its broadcast goes out)."""
-    with transaction.atomic():
-        return services.handoff_intake(
-            customer=f"cust-{uuid.uuid4().hex[:8]}",
-            source_session_id=f"sess-{uuid.uuid4().hex}",
-            from_agent="tier1-bot",
-            to_agent=team_slug,
-            summary=summary,
-            sentiment="frustrated",
-            urgency="high",
-        ).handoff
+    return factories.escalate(team_slug, summary=summary)
 
 
-def logged_in(agent: Agent) -> Client:
-    client = Client()
-    client.force_login(agent.user)
-    return client
+logged_in = factories.logged_in
 
 
 def cookie_of(client: Client) -> bytes:

@@ -7,7 +7,6 @@ their on-commit broadcasts reach the in-memory channel layer on the test's loop.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -15,24 +14,15 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.core.cache import cache
-from django.db import transaction
-from django.test import Client
 
 from console.asgi import application
 from handoffs import broadcast, chat, floor, selectors, services, timers
 from handoffs.models import Agent, Event, Handoff, Presence, Role, Sender, Status
+from tests import factories
 
 ORIGIN = b"http://127.0.0.1:8000"
 TIMEOUT = 3
-pytestmark = pytest.mark.pg
-
-
-@pytest.fixture(autouse=True)
-def fresh_socket_counts():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.pg, pytest.mark.usefixtures("fresh_socket_counts")]
 
 
 @pytest.fixture
@@ -47,23 +37,10 @@ def people(teams, make_agent) -> dict[str, Agent]:
 
 
 def escalate(team_slug: str = "billing-specialist", name: str = "Dana Whitfield") -> Handoff:
-    with transaction.atomic():
-        return services.handoff_intake(
-            customer=f"cust-{uuid.uuid4().hex[:8]}",
-            customer_name=name,
-            source_session_id=f"sess-{uuid.uuid4().hex}",
-            from_agent="tier1-bot",
-            to_agent=team_slug,
-            summary="Refund for a double charge.",
-            sentiment="frustrated",
-            urgency="high",
-        ).handoff
+    return factories.escalate(team_slug, customer_name=name, summary="Refund for a double charge.")
 
 
-def logged_in(agent: Agent) -> Client:
-    client = Client()
-    client.force_login(agent.user)
-    return client
+logged_in = factories.logged_in
 
 
 @asynccontextmanager

@@ -4,40 +4,30 @@ whatever happened while a socket was down (its doorbells are lost) shows correct
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.core.cache import cache
 from django.test import Client
 
 from console.asgi import application
 from handoffs import services
 from handoffs.models import Agent, Handoff
+from tests import factories
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("fresh_socket_counts"),
+]
 
 TIMEOUT = 3
 
 
-@pytest.fixture(autouse=True)
-def fresh_socket_counts():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def escalate(team_slug: str, *, urgency: str = "normal") -> Handoff:
-    return services.handoff_intake(
-        customer=f"cust-{uuid.uuid4().hex[:8]}",
-        source_session_id=f"sess-{uuid.uuid4().hex}",
-        from_agent="tier1-bot",
-        to_agent=team_slug,
-        summary="Card declined at checkout",
-        sentiment="neutral",
-        urgency=urgency,
-    ).handoff
+    return factories.escalate(
+        team_slug, summary="Card declined at checkout", sentiment="neutral", urgency=urgency
+    )
 
 
 def session_headers(agent: Agent) -> list[tuple[bytes, bytes]]:

@@ -8,7 +8,6 @@ audited. The marks are claimed by conditional UPDATEs, so racing workers can't d
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -16,21 +15,12 @@ from django.db import connection
 
 from handoffs import broadcast, chat, outbox, services, timers
 from handoffs.models import Event, Handoff, Sender, Status
+from tests import factories
 
 pytestmark = [pytest.mark.django_db, pytest.mark.pg]
 
 
-def escalate(team_slug: str = "billing-specialist", **fields) -> Handoff:
-    return services.handoff_intake(
-        customer=fields.pop("customer", f"cust-{uuid.uuid4().hex[:8]}"),
-        source_session_id=f"sess-{uuid.uuid4().hex}",
-        from_agent="tier1-bot",
-        to_agent=team_slug,
-        summary=fields.pop("summary", "Customer was charged twice for one order."),
-        sentiment="frustrated",
-        urgency="high",
-        **fields,
-    ).handoff
+escalate = factories.escalate
 
 
 def kinds(handoff: Handoff) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -12,6 +11,7 @@ from django.utils import timezone
 from handoffs import services
 from handoffs.memory.embedded import EmbeddedStore
 from handoffs.models import Agent, Event, Handoff, Presence
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -30,17 +30,14 @@ def escalate(
     customer_name: str = "",
     age: timedelta | None = None,
 ) -> Handoff:
-    handoff = services.handoff_intake(
-        customer=f"cust-{uuid.uuid4().hex[:8]}",
-        source_session_id=f"sess-{uuid.uuid4().hex}",
-        from_agent="tier1-bot",
-        to_agent=team_slug,
+    handoff = factories.escalate(
+        team_slug,
         summary=summary,
         importance=importance,
         sentiment="neutral",
         urgency=urgency,
         customer_name=customer_name,
-    ).handoff
+    )
     if age is not None:
         Handoff.objects.filter(pk=handoff.pk).update(created_at=timezone.now() - age)
         handoff.refresh_from_db()
