@@ -51,23 +51,19 @@ import json
 import os
 import re
 import secrets
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from . import env
+from . import env, ws
 from .chat_roundtrip import MESSAGES, _create_conversations
 from .core import Row, latency_metrics, percentile
-from .intake_fanout import BOT, BareDaphne, _console_body, _stop_py_spy
+from .intake_fanout import BOT, BareDaphne, _console_body
 
 ARRIVALS = 80  # handoffs arriving while the agent is away ...
 ACCEPTS = 20  # ... and accepted by a colleague meanwhile: 100 queue events
@@ -182,23 +178,8 @@ def _socket_class() -> type:
 
 
 async def _connect(port: int, path: str, cookie: str | None = None) -> Any:
-    from autobahn.asyncio.websocket import WebSocketClientFactory
-
-    factory = WebSocketClientFactory(
-        f"ws://127.0.0.1:{port}{path}",
-        origin=f"http://127.0.0.1:{port}",
-        headers={"Cookie": cookie} if cookie else None,
-    )
-    factory.protocol = _socket_class()
-    factory.setProtocolOptions(
-        utf8validateIncoming=False,
-        autoPingInterval=0,
-        openHandshakeTimeout=60,
-        closeHandshakeTimeout=120,
-    )
-    _transport, socket = await asyncio.get_running_loop().create_connection(
-        factory, "127.0.0.1", port
-    )
+    made = ws.factory(port, path, cookie, _socket_class(), openHandshakeTimeout=60)
+    _transport, socket = await asyncio.get_running_loop().create_connection(made, "127.0.0.1", port)
     return socket
 
 
@@ -529,72 +510,25 @@ def run(args: argparse.Namespace) -> list[Row]:
     with env.Daphne(args.workdir, "catchup") as console, bare:
         _log(args, f"console on :{console.port}, bare Channels on :{bare.port}")
         config.update(console_port=console.port, bare_port=bare.port, key=key)
-        spy = _start_py_spy(args, console.process.pid)
+        # py-spy over the whole drive: the reconnects are the stacks under consumers.py.
+        spy = (
+            env.start_py_spy(console.process.pid, args.results_dir / "catchup-console.txt")
+            if args.profile
+            else None
+        )
         try:
             driven = env.run_driver(
                 "bench.catchup", config, silent=args.silent, what="catch-up driver"
             )
         finally:
-            _stop_py_spy(spy)
+            env.stop_py_spy(spy)
         return _rows(args, driven)
-
-
-def _start_py_spy(args: argparse.Namespace, pid: int) -> subprocess.Popen | None:
-    """With ``--profile``: sample the console's Daphne (all threads) over the whole drive,
-    into ``bench/results/catchup-console.txt`` (collapsed stacks; the reconnects are the
-    stacks under ``handoffs/consumers.py``, the rest is the POSTs between them)."""
-    if not args.profile:
-        return None
-    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-    if py_spy is None:
-        _log(args, "--profile: py-spy not installed")
-        return None
-    out = Path(args.results_dir) / "catchup-console.txt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(  # noqa: S603 - py-spy on our own child, by its pid
-        [py_spy, "record", "--nonblocking", "-p", str(pid), "-r", "250", "--threads"]
-        + ["-f", "raw", "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
-    return process
 
 
 # ---------------------------------------------------------------- standalone
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.catchup``: this scenario alone, with the harness's flags.
-
-    ``--drive`` (internal): be the client, config as JSON on stdin, samples as JSON out.
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    if argv == ["--drive"]:
-        print(json.dumps(asyncio.run(_drive(json.load(sys.stdin)))))
-        return 0
-    from .__main__ import parse_args
-    from .core import table, write_json
-
-    args = parse_args(argv)
-    args.workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir="/tmp"))
-    env.setup_django(args.workdir)
-    try:
-        rows = run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if args.keep:
-            print(f"work directory kept: {args.workdir}")
-        else:
-            shutil.rmtree(args.workdir, ignore_errors=True)
-    print()
-    print(table(rows))
-    for row in rows:
-        print(f"  {row.variant}: {row.notes}")
-    out = args.results_dir / "catchup.json"
-    write_json(out, rows, {"scenario": "catchup", "quick": args.quick})
-    print(f"results in {out}")
-    return 1 if args.strict and any(r.ok is False for r in rows) else 0
+    """``python -m bench.catchup``: this scenario alone (``env.standalone``)."""
+    return env.standalone("catchup", run, _drive, argv)
 
 
 if __name__ == "__main__":

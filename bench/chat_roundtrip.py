@@ -41,18 +41,15 @@ import os
 import random
 import re
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import httpx
 
-from . import env
+from . import env, ws
 from .core import Row, latency_metrics, percentile
 from .intake_fanout import TEAM, BareDaphne, _cpu_s, _create_agents
 
@@ -150,70 +147,22 @@ class Inbox:
                 self.frame_bytes = len(payload)
 
 
-def _socket_class() -> type:
-    from autobahn.asyncio.websocket import WebSocketClientProtocol
-
-    class ChatSocket(WebSocketClientProtocol):
-        """One chat page's socket: the first message is the snapshot, then events."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.ready: asyncio.Future = asyncio.get_event_loop().create_future()
-
-        def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N802, N803
-            if not self.ready.done():
-                self.ready.set_result(None)
-                return
-            if self.factory.inbox is not None:
-                self.factory.inbox.arrived(self.factory.pattern, payload)
-
-        def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802, N803
-            if not self.ready.done():
-                self.ready.set_exception(RuntimeError(f"closed before its snapshot: {code}"))
-
-    return ChatSocket
-
-
 async def _open(
     port: int, paths: list[tuple[str, str | None]], inbox: Inbox | None, pattern: re.Pattern
 ) -> list:
     """One socket per (path, cookie); each is open once its snapshot has arrived."""
-    from autobahn.asyncio.websocket import WebSocketClientFactory
-
-    socket_class = _socket_class()
-    loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
+    def on_event(_socket: Any, payload: bytes) -> None:
+        if inbox is not None:
+            inbox.arrived(pattern, payload)
+
     async def one(path: str, cookie: str | None) -> Any:
-        factory = WebSocketClientFactory(
-            f"ws://127.0.0.1:{port}{path}",
-            origin=f"http://127.0.0.1:{port}",
-            headers={"Cookie": cookie} if cookie else None,
-        )
-        factory.protocol = socket_class
-        factory.setProtocolOptions(
-            utf8validateIncoming=False, autoPingInterval=0, closeHandshakeTimeout=120
-        )
-        factory.inbox, factory.pattern = inbox, pattern
-        for attempt in range(4):
-            async with gate:
-                _transport, socket = await loop.create_connection(factory, "127.0.0.1", port)
-                try:
-                    await asyncio.wait_for(socket.ready, 60)
-                    return socket
-                except RuntimeError:  # dropped during the handshake: back off, retry
-                    pass
-            await asyncio.sleep(1.0 + attempt)
-        raise RuntimeError(f"{path}: no socket after 4 attempts")
+        made = ws.factory(port, path, cookie, ws.snapshot_socket_class())
+        made.on_event = on_event
+        return await ws.open_snapshot_socket(made, port, gate=gate, attempts=4, ready_timeout=60)
 
     return list(await asyncio.gather(*(one(p, c) for p, c in paths)))
-
-
-async def _settle(http: httpx.AsyncClient, ports: list[int]) -> None:
-    """Until the servers' queued sync work (connect/disconnect handlers) is done."""
-    await asyncio.sleep(0.5)
-    for port in ports:
-        await http.get(f"http://127.0.0.1:{port}/health/live", timeout=300)
 
 
 @dataclass
@@ -307,7 +256,7 @@ async def _round(
         MARKER,
     )
     sockets.count = n
-    await _settle(http, [cport, bport])
+    await ws.settle(http, [cport, bport])
     print(
         f"  [chat_roundtrip] {n} conversations: {2 * len(new)} more console sockets open "
         f"in {opened:.1f}s",
@@ -492,38 +441,8 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 # ---------------------------------------------------------------- standalone
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.chat_roundtrip``: this scenario alone, with the harness's flags.
-
-    ``--drive`` (internal): be the client, config as JSON on stdin, samples as JSON out.
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    if argv == ["--drive"]:
-        print(json.dumps(asyncio.run(_drive(json.load(sys.stdin)))))
-        return 0
-    from .__main__ import parse_args
-    from .core import table, write_json
-
-    args = parse_args(argv)
-    args.workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir="/tmp"))
-    env.setup_django(args.workdir)
-    try:
-        rows = run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if args.keep:
-            print(f"work directory kept: {args.workdir}")
-        else:
-            shutil.rmtree(args.workdir, ignore_errors=True)
-    print()
-    print(table(rows))
-    for row in rows:
-        print(f"  {row.variant}: {row.notes}")
-    out = args.results_dir / "chat_roundtrip.json"
-    write_json(out, rows, {"scenario": "chat_roundtrip", "quick": args.quick})
-    print(f"results in {out}")
-    return 1 if args.strict and any(r.ok is False for r in rows) else 0
+    """``python -m bench.chat_roundtrip``: this scenario alone (``env.standalone``)."""
+    return env.standalone("chat_roundtrip", run, _drive, argv)
 
 
 if __name__ == "__main__":

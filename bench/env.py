@@ -8,14 +8,19 @@ serves the console on the same file for the HTTP measurements.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -86,8 +91,11 @@ class Daphne:
         self.process: subprocess.Popen[bytes] | None = None
         self.extra_env = extra_env or {}
 
-    def __enter__(self) -> Daphne:
-        env = {
+    APP = "console.asgi:application"
+
+    def child_env(self) -> dict[str, str]:
+        """The server process's environment: the console on the current database."""
+        return {
             **os.environ,
             "SQLITE_PATH": os.environ.get("SQLITE_PATH", ""),
             "DATABASE_URL": "",
@@ -96,20 +104,13 @@ class Daphne:
             "PYTHONPATH": str(ROOT),
             **self.extra_env,
         }
+
+    def __enter__(self) -> Daphne:
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "console.asgi:application",
-                ],
+            self.process = subprocess.Popen(  # noqa: S603 - daphne with this interpreter
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), self.APP],
                 cwd=ROOT,
-                env=env,
+                env=self.child_env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -149,24 +150,95 @@ class Daphne:
         self.stop()
 
 
-def run_driver(module: str, config: dict, *, silent: bool, what: str) -> dict:
+def run_driver(
+    module: str,
+    config: Any,
+    *,
+    silent: bool,
+    what: str,
+    flags: tuple[str, ...] = ("--drive",),
+    child_env: dict[str, str] | None = None,
+) -> Any:
     """Run ``python -m <module> --drive`` as the load-generating client in its own process.
 
     The config goes in as JSON on stdin and the samples come back as JSON on stdout; the
-    child gets no ``DJANGO_SETTINGS_MODULE`` (it is a plain client, not the console).
+    child gets no ``DJANGO_SETTINGS_MODULE`` (it is a plain client, not the console)
+    unless ``child_env`` says otherwise (``scaleout.ScaleOut.call`` runs set-up code).
     """
-    child_env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    if child_env is None:
+        child_env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     child = subprocess.run(  # noqa: S603 - our own module, run with this interpreter
-        [sys.executable, "-m", module, "--drive"],
+        [sys.executable, "-m", module, *flags],
         input=json.dumps(config),
         capture_output=True,
         text=True,
         cwd=ROOT,
         env=child_env,
         timeout=1800,
+        check=False,
     )
     if not silent:
         sys.stderr.write(child.stderr)
     if child.returncode != 0:
         raise RuntimeError(f"the {what} failed:\n{child.stderr[-3000:]}")
     return json.loads(child.stdout)
+
+
+def start_py_spy(pid: int, out: Path | str) -> subprocess.Popen | None:
+    """For ``--profile``: py-spy samples process ``pid`` (all threads, 250 Hz) into
+    ``out`` as collapsed stacks until ``stop_py_spy``; None when py-spy isn't installed."""
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if py_spy is None:
+        print("  [bench] --profile: py-spy not installed", file=sys.stderr)
+        return None
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(  # noqa: S603 - py-spy on our own child, by its pid
+        [py_spy, "record", "--nonblocking", "--threads", "-p", str(pid), "-r", "250"]
+        + ["-f", "raw", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # attached before what is measured starts
+    return process
+
+
+def stop_py_spy(process: subprocess.Popen | None) -> None:
+    if process is not None:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+
+
+def standalone(name: str, run, drive, argv: list[str] | None = None) -> int:
+    """``python -m bench.<name>``: one scenario alone, with the harness's flags.
+
+    ``--drive`` (internal): be the scenario's client, ``drive(config)`` with the config
+    as JSON on stdin and its result as JSON on stdout (see ``run_driver``).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--drive"]:
+        print(json.dumps(asyncio.run(drive(json.load(sys.stdin)))))
+        return 0
+    from .__main__ import parse_args
+    from .core import table, write_json
+
+    args = parse_args(argv)
+    args.workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir="/tmp"))
+    setup_django(args.workdir)
+    try:
+        rows = run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if args.keep:
+            print(f"work directory kept: {args.workdir}")
+        else:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+    print()
+    print(table(rows))
+    for row in rows:
+        print(f"  {row.variant}: {row.notes}")
+    out = args.results_dir / f"{name}.json"
+    write_json(out, rows, {"scenario": name, "quick": args.quick})
+    print(f"results in {out}")
+    return 1 if args.strict and any(r.ok is False for r in rows) else 0

@@ -55,10 +55,8 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +64,7 @@ from typing import Any
 
 import httpx
 
-from . import env
+from . import env, ws
 from .core import Row, percentile
 from .intake_fanout import (
     BOT,
@@ -74,7 +72,6 @@ from .intake_fanout import (
     _console_body,
     _cpu_s,
     _create_agents,
-    _stop_py_spy,
 )
 
 SOCKETS = 1000
@@ -139,91 +136,36 @@ class Fleet:
             done.set_result(None)
 
 
-def _socket_class() -> type:
-    from autobahn.asyncio.websocket import WebSocketClientProtocol
-
-    class IdleSocket(WebSocketClientProtocol):
-        """An agent's queue socket: the first message is the snapshot; then it idles."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.ready: asyncio.Future = asyncio.get_event_loop().create_future()
-
-        def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N802, N803
-            if not self.ready.done():
-                self.ready.set_result(None)
-                return
-            self.factory.fleet.hit(self, payload)
-
-        def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802, N803
-            if not self.ready.done():
-                self.ready.set_exception(RuntimeError(f"closed before its snapshot: {code}"))
-            elif not getattr(self, "closing_on_purpose", False):
-                self.factory.fleet.closed.append((time.perf_counter(), code, reason))
-
-    return IdleSocket
-
-
 async def _open(fleet: Fleet, cookies: list[str | None], concurrency: int) -> None:
     """Open one socket per cookie, at most ``concurrency`` handshakes in flight; each is
     open once its snapshot has arrived. Dropped handshakes are retried with back-off."""
-    from autobahn.asyncio.websocket import WebSocketClientFactory
-
-    socket_class = _socket_class()
-    loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(concurrency)
 
+    def dropped() -> None:
+        fleet.dropped += 1
+
+    def closed(socket: Any, code: int | None, reason: str | None) -> None:
+        if not getattr(socket, "closing_on_purpose", False):
+            fleet.closed.append((time.perf_counter(), code, reason))
+
     async def one(cookie: str | None) -> Any:
-        factory = WebSocketClientFactory(
-            f"ws://127.0.0.1:{fleet.port}{fleet.path}",
-            origin=f"http://127.0.0.1:{fleet.port}",
-            headers={"Cookie": cookie} if cookie else None,
+        # Patient opening handshakes too, so only the server decides to drop one.
+        made = ws.factory(
+            fleet.port, fleet.path, cookie, ws.snapshot_socket_class(), openHandshakeTimeout=120
         )
-        factory.protocol = socket_class
-        # Measuring apparatus: no UTF-8 check, no client pings (the server's pings are
-        # answered); patient handshakes, so only the server decides to drop one.
-        factory.setProtocolOptions(
-            utf8validateIncoming=False,
-            autoPingInterval=0,
-            openHandshakeTimeout=120,
-            closeHandshakeTimeout=120,
+        made.on_event, made.on_closed = fleet.hit, closed
+        socket = await ws.open_snapshot_socket(
+            made,
+            fleet.port,
+            gate=gate,
+            attempts=CONNECT_ATTEMPTS,
+            ready_timeout=120,
+            on_dropped=dropped,
         )
-        factory.fleet = fleet
-        for attempt in range(CONNECT_ATTEMPTS):
-            async with gate:
-                started = time.perf_counter()
-                _transport, socket = await loop.create_connection(factory, "127.0.0.1", fleet.port)
-                try:
-                    await asyncio.wait_for(socket.ready, 120)
-                    fleet.connect_s.append(time.perf_counter() - started)
-                    return socket
-                except RuntimeError:  # dropped during the handshake: back off, retry
-                    fleet.dropped += 1
-            await asyncio.sleep(1.0 + attempt)
-        raise RuntimeError(f"{fleet.path}: no socket after {CONNECT_ATTEMPTS} attempts")
+        fleet.connect_s.append(socket.connect_s)
+        return socket
 
     fleet.sockets = list(await asyncio.gather(*(one(c) for c in cookies)))
-
-
-def _start_py_spy(config: dict[str, Any], pid: int) -> subprocess.Popen | None:
-    """With ``--profile``: sample the console's Daphne (all threads) while it opens the
-    sockets, into ``bench/results/idle_sockets-connect.txt`` (collapsed stacks)."""
-    if not config.get("profile_dir"):
-        return None
-    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-    if py_spy is None:
-        print("  [idle_sockets] --profile: py-spy not installed", file=sys.stderr)
-        return None
-    out = Path(config["profile_dir"]) / "idle_sockets-connect.txt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [py_spy, "record", "--nonblocking", "-p", str(pid), "-r", "250", "--threads"]
-        + ["-f", "raw", "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)  # attached before the first connect
-    return process
 
 
 async def _close(sockets: list) -> None:
@@ -231,13 +173,6 @@ async def _close(sockets: list) -> None:
         socket.closing_on_purpose = True
         socket.sendClose(1000)
     await asyncio.sleep(0.5)
-
-
-async def _settle(http: httpx.AsyncClient, port: int) -> None:
-    """Until the server's queued sync work (connect/disconnect handlers) is done: Django's
-    sync views share its one thread-sensitive executor, so this answers after them."""
-    await asyncio.sleep(0.5)
-    await http.get(f"http://127.0.0.1:{port}/health/live", timeout=300)
 
 
 async def _alive(
@@ -278,19 +213,25 @@ async def _drive(config: dict[str, Any]) -> dict[str, Any]:
             warm = Fleet(name, fleet.port, fleet.path)
             await _open(warm, cookies[name][: config["warmup"]], 2)
             await _close(warm.sockets)
-            await _settle(http, fleet.port)
+            await ws.settle(http, [fleet.port])
         for name in fleets:
             out[name]["rss_before_kb"] = _rss_kb(pids[name])
 
         # Open: bare first (seconds), then the console, so the open times don't overlap.
         for name in ("bare", "console"):
             fleet = fleets[name]
-            spy = _start_py_spy(config, pids[name]) if name == "console" else None
+            spy = (  # --profile: the console's connect path
+                env.start_py_spy(
+                    pids[name], Path(config["profile_dir"]) / "idle_sockets-connect.txt"
+                )
+                if name == "console" and config.get("profile_dir")
+                else None
+            )
             cpu_before, started = _cpu_s(pids[name]), time.perf_counter()
             await _open(fleet, cookies[name], config["concurrency"][name])
             opened = time.perf_counter() - started
-            _stop_py_spy(spy)
-            await _settle(http, fleet.port)
+            env.stop_py_spy(spy)
+            await ws.settle(http, [fleet.port])
             out[name].update(
                 open_s=opened,
                 connect_cpu_ms=(_cpu_s(pids[name]) - cpu_before) / n * 1000,
@@ -573,39 +514,8 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 # ---------------------------------------------------------------- standalone
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.idle_sockets``: this scenario alone, with the harness's flags.
-
-    ``--drive`` (internal): be the WebSocket driver, config as JSON on stdin, results
-    as JSON on stdout.
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    if argv == ["--drive"]:
-        print(json.dumps(asyncio.run(_drive(json.load(sys.stdin)))))
-        return 0
-    from .__main__ import parse_args
-    from .core import table, write_json
-
-    args = parse_args(argv)
-    args.workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir="/tmp"))
-    env.setup_django(args.workdir)
-    try:
-        rows = run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if args.keep:
-            print(f"work directory kept: {args.workdir}")
-        else:
-            shutil.rmtree(args.workdir, ignore_errors=True)
-    print()
-    print(table(rows))
-    for row in rows:
-        print(f"  {row.variant}: {row.notes}")
-    out = args.results_dir / "idle_sockets.json"
-    write_json(out, rows, {"scenario": "idle_sockets", "quick": args.quick})
-    print(f"results in {out}")
-    return 1 if args.strict and any(r.ok is False for r in rows) else 0
+    """``python -m bench.idle_sockets``: this scenario alone (``env.standalone``)."""
+    return env.standalone("idle_sockets", run, _drive, argv)
 
 
 if __name__ == "__main__":

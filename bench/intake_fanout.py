@@ -48,11 +48,7 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +56,7 @@ from typing import Any
 
 import httpx
 
-from . import env, scaleout
+from . import env, scaleout, ws
 from .core import Row, latency_metrics, percentile
 
 AGENT_COUNTS = (50, 200, 1000)
@@ -143,33 +139,17 @@ class BareDaphne(env.Daphne):
         super().__init__(workdir, name, extra_env)
         self.db_path = workdir / "bare.sqlite3"
 
-    def __enter__(self) -> BareDaphne:
-        child_env = {
+    APP = "bench.bare_asgi:application"
+
+    def child_env(self) -> dict[str, str]:
+        child = {
             k: v
             for k, v in os.environ.items()
             if k not in ("DJANGO_SETTINGS_MODULE", "SQLITE_PATH")
         }
-        child_env.update(BARE_SQLITE_PATH=str(self.db_path), PYTHONPATH=str(env.ROOT))
-        child_env.update(self.extra_env)
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "bench.bare_asgi:application",
-                ],
-                cwd=env.ROOT,
-                env=child_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self._wait_ready()
-        return self
+        child.update(BARE_SQLITE_PATH=str(self.db_path), PYTHONPATH=str(env.ROOT))
+        child.update(self.extra_env)
+        return child
 
 
 # ---------------------------------------------------------------- the driver (child process)
@@ -192,37 +172,14 @@ class Fanout:
         self.done = asyncio.get_running_loop().create_future()
 
     def hit(self, socket: Any, payload: bytes) -> None:
-        if not self.marker or socket.last == self.marker or self.marker not in payload:
+        last = getattr(socket, "last", b"")  # the marker this socket last counted
+        if not self.marker or last == self.marker or self.marker not in payload:
             return
         self.times.append(time.perf_counter())
         socket.last = self.marker
         self.size = len(payload)
         if len(self.times) == self.expected and self.done and not self.done.done():
             self.done.set_result(None)
-
-
-def _socket_class() -> type:
-    from autobahn.asyncio.websocket import WebSocketClientProtocol
-
-    class AgentSocket(WebSocketClientProtocol):
-        """One agent's queue socket: the first message is the snapshot, then events."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.ready: asyncio.Future = asyncio.get_event_loop().create_future()
-            self.last = b""
-
-        def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N802, N803
-            if not self.ready.done():
-                self.ready.set_result(None)
-                return
-            self.factory.fanout.hit(self, payload)
-
-        def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802, N803
-            if not self.ready.done():
-                self.ready.set_exception(RuntimeError(f"closed before its snapshot: {code}"))
-
-    return AgentSocket
 
 
 async def _open_sockets(
@@ -233,35 +190,17 @@ async def _open_sockets(
 
     ``stats["dropped"]`` counts handshakes the server dropped (retried with back-off).
     """
-    from autobahn.asyncio.websocket import WebSocketClientFactory
-
-    socket_class = _socket_class()
-    loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY * len(ports))
 
+    def dropped() -> None:
+        stats["dropped"] += 1
+
     async def one(cookie: str | None, port: int) -> Any:
-        factory = WebSocketClientFactory(
-            f"ws://127.0.0.1:{port}{path}",
-            origin=f"http://127.0.0.1:{port}",
-            headers={"Cookie": cookie} if cookie else None,
+        made = ws.factory(port, path, cookie, ws.snapshot_socket_class())
+        made.on_event = fanout.hit
+        return await ws.open_snapshot_socket(
+            made, port, gate=gate, attempts=CONNECT_ATTEMPTS, ready_timeout=30, on_dropped=dropped
         )
-        factory.protocol = socket_class
-        # The client is measuring apparatus: skip its pure-Python UTF-8 check and pings;
-        # wait for a slow server's closing handshake instead of aborting noisily.
-        factory.setProtocolOptions(
-            utf8validateIncoming=False, autoPingInterval=0, closeHandshakeTimeout=120
-        )
-        factory.fanout = fanout
-        for attempt in range(CONNECT_ATTEMPTS):
-            async with gate:
-                _transport, socket = await loop.create_connection(factory, "127.0.0.1", port)
-                try:
-                    await asyncio.wait_for(socket.ready, 30)
-                    return socket
-                except RuntimeError:  # dropped during the handshake: back off, retry
-                    stats["dropped"] += 1
-            await asyncio.sleep(1.0 + attempt)
-        raise RuntimeError(f"{path}: no socket after {CONNECT_ATTEMPTS} attempts")
 
     return list(
         await asyncio.gather(*(one(c, ports[i % len(ports)]) for i, c in enumerate(cookies)))
@@ -269,16 +208,10 @@ async def _open_sockets(
 
 
 async def _close_sockets(http: httpx.AsyncClient, sockets: list, ports: list[int]) -> None:
-    """Close the sockets and wait until both servers have run their disconnect handlers.
-
-    Django's sync code (disconnect handlers, HTTP views) shares one thread-sensitive
-    executor, so a plain HTTP request answers only after the queued handlers are done.
-    """
+    """Close the sockets and wait until the servers have run their disconnect handlers."""
     for socket in sockets:
         socket.sendClose(1000)
-    await asyncio.sleep(0.5)
-    for port in ports:
-        await http.get(f"http://127.0.0.1:{port}/health/live", timeout=120)
+    await ws.settle(http, ports)
 
 
 async def _event(
@@ -350,33 +283,6 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start_py_spy(config: dict[str, Any], n: int) -> subprocess.Popen | None:
-    """With ``--profile``: sample the console's Daphne (all threads) over the timed events."""
-    if not config.get("profile_dir"):
-        return None
-    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-    if py_spy is None:
-        print("  [intake_fanout] --profile: py-spy not installed", file=sys.stderr)
-        return None
-    out = Path(config["profile_dir"]) / f"intake_fanout-console-{n}.txt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [py_spy, "record", "--nonblocking", "-p", str(config["pids"]["console"][0]), "-r", "250"]
-        + ["--threads"]
-        + ["-f", "raw", "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)  # attached before the first timed event
-    return process
-
-
-def _stop_py_spy(process: subprocess.Popen | None) -> None:
-    if process is not None:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
-
-
 @dataclass
 class Target:
     """One server under test: where to POST, how, and its sockets' receipts."""
@@ -420,7 +326,7 @@ async def _round(http: httpx.AsyncClient, config: dict[str, Any], n: int) -> dic
         sockets += await _open_sockets(target.ports, path, cookies, target.fanout, stats)
         opened[target.name] = time.perf_counter() - started
         dropped[target.name] = stats["dropped"]
-    await _close_sockets(http, [], ports)  # the servers' connect work is done
+    await ws.settle(http, ports)  # the servers' connect work is done
     print(
         f"  [intake_fanout] {n} agents: console sockets open in {opened['console']:.1f}s "
         f"({dropped['console']} handshakes dropped), bare in {opened['bare']:.1f}s",
@@ -437,7 +343,14 @@ async def _round(http: httpx.AsyncClient, config: dict[str, Any], n: int) -> dic
 
     for i in range(config["warmup"]):
         await pair(i, timed=False)
-    spy = _start_py_spy(config, n)
+    spy = (
+        env.start_py_spy(
+            config["pids"]["console"][0],
+            Path(config["profile_dir"]) / f"intake_fanout-console-{n}.txt",
+        )
+        if config.get("profile_dir")
+        else None
+    )
     cpu_before = {name: sum(map(_cpu_s, pids)) for name, pids in config["pids"].items()}
     for i in range(config["warmup"], config["warmup"] + config["events"]):
         await pair(i, timed=True)
@@ -445,7 +358,7 @@ async def _round(http: httpx.AsyncClient, config: dict[str, Any], n: int) -> dic
         name: (sum(map(_cpu_s, pids)) - cpu_before[name]) / config["events"] * 1000
         for name, pids in config["pids"].items()
     }
-    _stop_py_spy(spy)
+    env.stop_py_spy(spy)
     await _close_sockets(http, sockets, ports)
     return {
         "n": n,
@@ -596,36 +509,8 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 # ---------------------------------------------------------------- standalone
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.intake_fanout``: this scenario alone, with the harness's flags.
-
-    ``--drive`` (internal): be the WebSocket driver, config as JSON on stdin, samples
-    as JSON on stdout.
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    if argv == ["--drive"]:
-        print(json.dumps(asyncio.run(_drive(json.load(sys.stdin)))))
-        return 0
-    from .__main__ import parse_args
-    from .core import table, write_json
-
-    args = parse_args(argv)
-    args.workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir="/tmp"))
-    env.setup_django(args.workdir)
-    try:
-        rows = run(args)
-    finally:
-        if args.keep:
-            print(f"work directory kept: {args.workdir}")
-        else:
-            shutil.rmtree(args.workdir, ignore_errors=True)
-    print()
-    print(table(rows))
-    for row in rows:
-        print(f"  {row.variant}: {row.notes}")
-    out = args.results_dir / "intake_fanout.json"
-    write_json(out, rows, {"scenario": "intake_fanout", "quick": args.quick})
-    print(f"results in {out}")
-    return 1 if args.strict and any(r.ok is False for r in rows) else 0
+    """``python -m bench.intake_fanout``: this scenario alone (``env.standalone``)."""
+    return env.standalone("intake_fanout", run, _drive, argv)
 
 
 if __name__ == "__main__":

@@ -154,19 +154,14 @@ class ScaleOut:
     def call(self, target: str, *args: Any) -> Any:
         """Run ``module:function(*args)`` in a child process with this environment's
         settings (the ORM on PostgreSQL, the cache on Redis); its JSON result."""
-        child = subprocess.run(  # noqa: S603 - our own module, run with this interpreter
-            [sys.executable, "-m", "bench.scaleout", "--call", target],
-            input=json.dumps(args),
-            capture_output=True,
-            text=True,
-            cwd=env.ROOT,
-            env=self.console_env(),
-            timeout=600,
-            check=False,
+        return env.run_driver(
+            "bench.scaleout",
+            list(args),
+            silent=True,
+            what=f"scale-out set-up {target}",
+            flags=("--call", target),
+            child_env=self.console_env(),
         )
-        if child.returncode != 0:
-            raise RuntimeError(f"{target} failed in the scale-out set-up:\n{child.stderr[-3000:]}")
-        return json.loads(child.stdout)
 
 
 def _call_main() -> int:

@@ -70,10 +70,7 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -84,7 +81,7 @@ import httpx
 
 from . import env, scaleout
 from .core import Row, latency_metrics, percentile
-from .intake_fanout import SCALEOUT_PROCESSES, BareDaphne, _cpu_s, _stop_py_spy
+from .intake_fanout import SCALEOUT_PROCESSES, BareDaphne, _cpu_s
 
 BOTS = 16
 TARGET_PER_S = 250.0
@@ -276,22 +273,6 @@ async def _phase(
     }
 
 
-def _start_py_spy(pid: int, out: str) -> subprocess.Popen | None:
-    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-    if py_spy is None:
-        print("  [sustained_intake] --profile: py-spy not installed", file=sys.stderr)
-        return None
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [py_spy, "record", "--nonblocking", "--threads", "-p", str(pid), "-r", "250"]
-        + ["-f", "raw", "-o", out],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)  # attached before the phase starts
-    return process
-
-
 def _say(message: str) -> None:
     print(f"  [sustained_intake] {message}", file=sys.stderr, flush=True)
 
@@ -310,10 +291,12 @@ async def _drive(config: dict[str, Any]) -> dict[str, Any]:
     phases = {"bare_a": await _phase(bare, "sus", bots, config["bare_seconds"] / 2)}
     _say(f"bare (first half): {_rate(phases['bare_a']):.0f} flows/s")
     spy = (
-        _start_py_spy(console["pids"][0], config["profile_out"]) if config["profile_out"] else None
+        env.start_py_spy(console["pids"][0], config["profile_out"])
+        if config["profile_out"]
+        else None
     )
     phases["console"] = await _phase(console, "sus", bots, seconds)
-    _stop_py_spy(spy)
+    env.stop_py_spy(spy)
     _say(f"console: {_rate(phases['console']):.0f} handoffs/s")
     # The bare server's group names differ per half so nothing carries over.
     phases["bare_b"] = await _phase(bare, "sus2", bots, config["bare_seconds"] / 2)
@@ -578,36 +561,8 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 # ---------------------------------------------------------------- standalone
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.sustained_intake``: this scenario alone, with the harness's flags.
-
-    ``--drive`` (internal): be the load driver, config as JSON on stdin, results as
-    JSON on stdout.
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    if argv == ["--drive"]:
-        print(json.dumps(asyncio.run(_drive(json.load(sys.stdin)))))
-        return 0
-    from .__main__ import parse_args
-    from .core import table, write_json
-
-    args = parse_args(argv)
-    args.workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir="/tmp"))
-    env.setup_django(args.workdir)
-    try:
-        rows = run(args)
-    finally:
-        if args.keep:
-            print(f"work directory kept: {args.workdir}")
-        else:
-            shutil.rmtree(args.workdir, ignore_errors=True)
-    print()
-    print(table(rows))
-    for row in rows:
-        print(f"  {row.variant}: {row.notes}")
-    out = args.results_dir / "sustained_intake.json"
-    write_json(out, rows, {"scenario": "sustained_intake", "quick": args.quick})
-    print(f"results in {out}")
-    return 1 if args.strict and any(r.ok is False for r in rows) else 0
+    """``python -m bench.sustained_intake``: this scenario alone (``env.standalone``)."""
+    return env.standalone("sustained_intake", run, _drive, argv)
 
 
 if __name__ == "__main__":
