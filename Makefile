@@ -57,6 +57,7 @@ chromium:
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test: $(VENV)/.dev chromium lint
 	$(BIN)/python manage.py makemigrations --check --dry-run

@@ -6,7 +6,7 @@ clients and HTTP calls run in a driver child process (``python -m bench.catchup
 Each client reconnects the way the browser does: htmx's ``ws`` extension re-opens the
 same URL (``/ws/queue/``, ``/ws/conversations/<id>/``) and sends nothing else, no
 last-seen sequence number; the consumers answer every connect with a fresh snapshot
-from the database (``handoffs/consumers.py``).
+from the database (``handoffs/desk/consumers.py``).
 
 Queue (one round): agent A has ``/ws/queue/`` open (snapshot received), agent B of the
 same team too. A's socket closes. While A is away, 100 queue events happen: 80
@@ -63,7 +63,8 @@ import httpx
 from . import env, ws
 from .chat_roundtrip import MESSAGES, _create_conversations
 from .core import Row, latency_metrics, percentile
-from .intake_fanout import BOT, BareDaphne, _console_body
+from .env import BareDaphne
+from .intake_fanout import BOT, _console_body
 
 ARRIVALS = 80  # handoffs arriving while the agent is away ...
 ACCEPTS = 20  # ... and accepted by a colleague meanwhile: 100 queue events
@@ -499,10 +500,10 @@ def run(args: argparse.Namespace) -> list[Row]:
     env.fresh_database(args.workdir, "catchup")
     from django.db import connections
 
-    from handoffs import services
+    from handoffs.api.keys import bot_create
 
     config = _config(args)
-    _bot, key = services.bot_create(name=BOT)
+    _bot, key = bot_create(name=BOT)
     config.update(_setup(config))
     connections.close_all()  # the Daphne children own the database from here
     bare = BareDaphne(args.workdir)

@@ -51,7 +51,8 @@ import httpx
 
 from . import env, ws
 from .core import Row, latency_metrics, percentile
-from .intake_fanout import TEAM, BareDaphne, _cpu_s, _create_agents
+from .env import BareDaphne
+from .intake_fanout import TEAM, _cpu_s, _create_agents
 
 TARGET_P99_MS = {50: 50.0}
 INTERVAL_S = 5.0  # mean time between one conversation's customer messages (Poisson)
@@ -93,8 +94,10 @@ def _create_conversations(count: int) -> list[dict[str, Any]]:
     off here (re-rendering the supervisors' floor on every intake and accept would make
     the set-up quadratic).
     """
-    from handoffs import broadcast, services
+    from handoffs.lifecycle.accept import handoff_accept
+    from handoffs.lifecycle.intake import handoff_intake
     from handoffs.models import Agent, Presence
+    from handoffs.realtime import broadcast
 
     cookies = _create_agents(count)
     # On duty already (as agents with a conversation are): opening their sockets is then
@@ -107,7 +110,7 @@ def _create_conversations(count: int) -> list[dict[str, Any]]:
             if hasattr(broadcast, name):
                 quiet.enter_context(mock.patch.object(broadcast, name, lambda *a, **k: None))
         for i, (agent, cookie) in enumerate(zip(agents, cookies, strict=True)):
-            handoff = services.handoff_intake(
+            handoff = handoff_intake(
                 customer=f"bench-chat-{i:03d}",
                 customer_name=f"Customer {i}",
                 source_session_id="",
@@ -117,7 +120,7 @@ def _create_conversations(count: int) -> list[dict[str, Any]]:
                 sentiment="frustrated",
                 urgency="normal",
             ).handoff
-            services.handoff_accept(handoff_id=handoff.pk, agent=agent)
+            handoff_accept(handoff_id=handoff.pk, agent=agent)
             handoff.refresh_from_db()
             conversations.append(
                 {"handoff": handoff.pk, "token": handoff.conversation.token, "cookie": cookie}

@@ -62,9 +62,9 @@ def fresh_database(workdir: Path, name: str) -> Path:
 
 def bot_key(name: str = "bench-bot") -> str:
     """A new bot API key in the current database (shown once, as in production)."""
-    from handoffs import services
+    from handoffs.api.keys import bot_create
 
-    _bot, raw_key = services.bot_create(name=name)
+    _bot, raw_key = bot_create(name=name)
     return raw_key
 
 
@@ -218,7 +218,7 @@ def standalone(name: str, run, drive, argv: list[str] | None = None) -> int:
     if argv == ["--drive"]:
         print(json.dumps(asyncio.run(drive(json.load(sys.stdin)))))
         return 0
-    from .__main__ import parse_args
+    from .cli import parse_args
     from .core import table, write_json
 
     args = parse_args(argv)
@@ -242,3 +242,26 @@ def standalone(name: str, run, drive, argv: list[str] | None = None) -> int:
     write_json(out, rows, {"scenario": name, "quick": args.quick})
     print(f"results in {out}")
     return 1 if args.strict and any(r.ok is False for r in rows) else 0
+
+
+class BareDaphne(Daphne):
+    """``bench.bare_asgi:application`` in the same Daphne, on its own SQLite file (or, with
+    ``extra_env`` from ``bench/scaleout.py``, on PostgreSQL and Redis)."""
+
+    def __init__(
+        self, workdir: Path, name: str = "bare-asgi", extra_env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(workdir, name, extra_env)
+        self.db_path = workdir / "bare.sqlite3"
+
+    APP = "bench.bare_asgi:application"
+
+    def child_env(self) -> dict[str, str]:
+        child = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DJANGO_SETTINGS_MODULE", "SQLITE_PATH")
+        }
+        child.update(BARE_SQLITE_PATH=str(self.db_path), PYTHONPATH=str(ROOT))
+        child.update(self.extra_env)
+        return child

@@ -66,9 +66,9 @@ import httpx
 
 from . import env, ws
 from .core import Row, percentile
+from .env import BareDaphne
 from .intake_fanout import (
     BOT,
-    BareDaphne,
     _console_body,
     _cpu_s,
     _create_agents,
@@ -408,11 +408,11 @@ def start(args: argparse.Namespace) -> Handle:
     env.fresh_database(args.workdir, "idle_sockets")
     from django.db import connections
 
-    from handoffs import services
+    from handoffs.api.keys import bot_create
 
     config = _config(args)
     started = time.perf_counter()
-    _bot, key = services.bot_create(name=BOT)
+    _bot, key = bot_create(name=BOT)
     cookies = _create_agents(config["sockets"])
     connections.close_all()  # the Daphne children own the database from here
     console = env.Daphne(args.workdir, "idle-sockets")

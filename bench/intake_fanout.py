@@ -58,6 +58,7 @@ import httpx
 
 from . import env, scaleout, ws
 from .core import Row, latency_metrics, percentile
+from .env import BareDaphne
 
 AGENT_COUNTS = (50, 200, 1000)
 # p99 targets: issue 3 (one process) and issue 7 (1,000 agents across two processes).
@@ -127,29 +128,6 @@ def _create_agents(count: int) -> list[str]:
         session.create()
         cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}")
     return cookies
-
-
-class BareDaphne(env.Daphne):
-    """``bench.bare_asgi:application`` in the same Daphne, on its own SQLite file (or, with
-    ``extra_env`` from ``bench/scaleout.py``, on PostgreSQL and Redis)."""
-
-    def __init__(
-        self, workdir: Path, name: str = "bare-asgi", extra_env: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(workdir, name, extra_env)
-        self.db_path = workdir / "bare.sqlite3"
-
-    APP = "bench.bare_asgi:application"
-
-    def child_env(self) -> dict[str, str]:
-        child = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DJANGO_SETTINGS_MODULE", "SQLITE_PATH")
-        }
-        child.update(BARE_SQLITE_PATH=str(self.db_path), PYTHONPATH=str(env.ROOT))
-        child.update(self.extra_env)
-        return child
 
 
 # ---------------------------------------------------------------- the driver (child process)
@@ -442,9 +420,9 @@ def _rows(args: argparse.Namespace, driven: dict[str, Any], mode: str) -> list[R
 # ---------------------------------------------------------------- the scenario
 def _setup(count: int) -> dict[str, Any]:
     """The bot's key and ``count`` signed-in agents in the current database."""
-    from handoffs import services
+    from handoffs.api.keys import bot_create
 
-    _bot, key = services.bot_create(name=BOT)
+    _bot, key = bot_create(name=BOT)
     return {"key": key, "cookies": _create_agents(count)}
 
 

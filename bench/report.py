@@ -291,8 +291,8 @@ def run(args: argparse.Namespace) -> list[Row]:
         f"{loaded['messages']:,} messages in {time.perf_counter() - started:.1f}s",
     )
 
-    from handoffs import charts, reports
     from handoffs.models import Agent, Handoff, Team
+    from handoffs.supervision import charts, reports
 
     today = timezone.localdate()
     f = reports.ReportFilter(date_from=today - timedelta(days=31), date_to=today)
@@ -316,7 +316,7 @@ def run(args: argparse.Namespace) -> list[Row]:
             "length_chart": charts.length_chart(report),
             "accept_chart": charts.accept_chart(report) if report.accept else None,
         }
-        return render_to_string("handoffs/report.html", context, request)
+        return render_to_string("handoffs/supervision/report.html", context, request)
 
     sizes = {"html_bytes": len(page(f))}
     report = reports.transfer_report(f)

@@ -130,10 +130,8 @@ class ScaleOut:
 
     def bares(self, count: int) -> list[env.Daphne]:
         """``count`` bare Channels Daphnes (``bench.bare_asgi``) on PostgreSQL and Redis."""
-        from .intake_fanout import BareDaphne
-
         servers = [
-            BareDaphne(
+            env.BareDaphne(
                 self.workdir,
                 name=f"{self.name}-bare-{i}",
                 extra_env={

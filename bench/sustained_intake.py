@@ -81,7 +81,8 @@ import httpx
 
 from . import env, scaleout
 from .core import Row, latency_metrics, percentile
-from .intake_fanout import SCALEOUT_PROCESSES, BareDaphne, _cpu_s
+from .env import BareDaphne
+from .intake_fanout import SCALEOUT_PROCESSES, _cpu_s
 
 BOTS = 16
 TARGET_PER_S = 250.0
@@ -456,10 +457,10 @@ def _row(
 # ---------------------------------------------------------------- the scenario
 def _setup() -> str:
     """The bot's key and the team the handoffs go to, in the current database."""
-    from handoffs import services
+    from handoffs.api.keys import bot_create
     from handoffs.models import Team
 
-    _bot, key = services.bot_create(name=BOT)
+    _bot, key = bot_create(name=BOT)
     Team.objects.create(slug=TEAM, name="Bench billing")
     return key
 

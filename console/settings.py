@@ -129,7 +129,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Memory copies of chat messages are applied after commit by a per-process thread
 # ("thread"), or on the committing thread ("inline"; the test suite uses it, as its
-# test transaction is invisible to other threads). handoffs/outbox.py Kicker.
+# test transaction is invisible to other threads). handoffs/delivery/outbox.py Kicker.
 OUTBOX_KICK = os.environ.get("OUTBOX_KICK", "thread")
 if OUTBOX_KICK not in {"thread", "inline"}:
     raise ImproperlyConfigured("OUTBOX_KICK must be 'thread' or 'inline'")
@@ -160,8 +160,8 @@ if REDIS_URL:
     }
 else:
     # Channels' in-memory layer minus its O(sockets) sweep on every receive
-    # (handoffs/layers.py).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "handoffs.layers.EmbeddedChannelLayer"}}
+    # (handoffs/realtime/layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "handoffs.realtime.layers.EmbeddedChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from . import outbox, services
+from .api import keys
+from .delivery import outbox
 from .models import (
     Agent,
     Bot,
@@ -128,7 +129,7 @@ class BotAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected bots' keys")
     def revoke_keys(self, request: HttpRequest, queryset) -> None:
         for bot in queryset:
-            services.bot_revoke(bot=bot)
+            keys.bot_revoke(bot=bot)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
 
 

@@ -6,4 +6,15 @@ class HandoffsConfig(AppConfig):
     verbose_name = "Handoffs"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401 - connects the receivers
+        """Connect the packages that must not import each other (see ``handoffs``)."""
+        from django.contrib.auth.signals import user_logged_out
+
+        from .lifecycle.intake import on_handoff_memory_stored
+        from .memory.signals import handoff_memory_stored
+        from .realtime import broadcast
+        from .realtime.signals import close_sockets_on_logout
+        from .supervision.floor import render_floor_summary
+
+        handoff_memory_stored.connect(on_handoff_memory_stored, dispatch_uid="handoff-intake")
+        user_logged_out.connect(close_sockets_on_logout, dispatch_uid="close-sockets-on-logout")
+        broadcast.register_floor_renderer(render_floor_summary)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from . import services
+from .api import keys
 from .models import Agent, Bot, Role, Team
 
 DEMO_PASSWORD = "demo-pass-123"  # noqa: S105 - printed to the person running the demo
@@ -62,7 +62,7 @@ def ensure_people_and_bot(bot_name: str = "tier1-bot") -> DemoSetup:
         logins.append((username, DEMO_PASSWORD, str(role)))
     bot = Bot.objects.filter(name=bot_name).first()
     if bot is None:
-        _, key = services.bot_create(name=bot_name)
+        _, key = keys.bot_create(name=bot_name)
     else:
         key = bot.set_new_key()
         bot.revoked_at = None

@@ -298,7 +298,7 @@ class Handoff(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
-    # Timer marks (handoffs.timers): each is set once by a conditional UPDATE, so an alert
+    # Timer marks (handoffs.lifecycle.timers): each is set once by a conditional UPDATE, so an alert
     # or a requeue happens once however many workers run.
     sla_warned_at = models.DateTimeField(null=True, blank=True, editable=False)
     sla_breached_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -316,7 +316,7 @@ class Handoff(models.Model):
                 name="handoff_queue",
             ),
             models.Index(fields=["customer", "-created_at"], name="handoff_customer"),
-            # Covers every column the transfer report reads (handoffs.reports): one
+            # Covers every column the transfer report reads (handoffs.supervision.reports): one
             # range scan of this narrow index instead of the wide table rows.
             models.Index(
                 fields=[

@@ -1,11 +1,15 @@
+"""Socket routing: the WebSocket counterpart of ``urls.py`` (both are composition roots)."""
+
 from django.urls import path
 
-from . import consumers
+from .customers.consumers import CustomerConsumer
+from .desk.consumers import ConversationConsumer, HandoffConsumer, QueueConsumer
+from .supervision.consumers import FloorConsumer
 
 websocket_urlpatterns = [
-    path("ws/queue/", consumers.QueueConsumer.as_asgi()),
-    path("ws/handoffs/<int:pk>/", consumers.HandoffConsumer.as_asgi()),
-    path("ws/conversations/<int:pk>/", consumers.ConversationConsumer.as_asgi()),
-    path("ws/chat/<str:token>/", consumers.CustomerConsumer.as_asgi()),
-    path("ws/floor/", consumers.FloorConsumer.as_asgi()),
+    path("ws/queue/", QueueConsumer.as_asgi()),
+    path("ws/handoffs/<int:pk>/", HandoffConsumer.as_asgi()),
+    path("ws/conversations/<int:pk>/", ConversationConsumer.as_asgi()),
+    path("ws/chat/<str:token>/", CustomerConsumer.as_asgi()),
+    path("ws/floor/", FloorConsumer.as_asgi()),
 ]

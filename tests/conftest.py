@@ -17,7 +17,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from handoffs import services
+from handoffs.api.keys import bot_create
 from handoffs.models import Agent, Bot, Role, Team
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +137,7 @@ def live_server_url(live_console: LiveServer, transactional_db) -> str:
 
 @pytest.fixture
 def bot_and_key(db) -> tuple[Bot, str]:
-    return services.bot_create(name="tier1-bot")
+    return bot_create(name="tier1-bot")
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def make_agent(db):
 def sent(monkeypatch) -> list[tuple[str, dict]]:
     """Every group_send (the one patched entry point of the broadcast module), with a
     supervisor watching the floor so floor updates are rendered too."""
-    from handoffs import broadcast
+    from handoffs.realtime import broadcast
 
     calls: list[tuple[str, dict]] = []
     monkeypatch.setattr(broadcast, "send", lambda group, event: calls.append((group, event)))

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.test import Client
 
-from handoffs import services
+from handoffs.lifecycle.intake import handoff_intake
 from handoffs.models import Agent, Handoff
 
 
@@ -27,7 +27,7 @@ def escalate(team_slug: str = "billing-specialist", **fields: Any) -> Handoff:
         **fields,
     }
     with transaction.atomic():
-        return services.handoff_intake(**values).handoff
+        return handoff_intake(**values).handoff
 
 
 def logged_in(agent: Agent) -> Client:

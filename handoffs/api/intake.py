@@ -11,15 +11,15 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 
-from .. import chat, services
+from ..lifecycle import estimate, intake, messages
 from ..memory.base import (
     MemoryValidationError,
     validate_agent_id,
     validate_content,
     validate_importance,
 )
+from ..memory.http import bot_api, error_response, json_body, string_field
 from ..models import Conversation, Handoff, IdempotencyRecord, Sender
-from .common import bot_api, error_response, json_body, string_field
 
 INTAKE_FIELDS = {
     "customer",
@@ -86,12 +86,12 @@ def _parse_intake(data: dict[str, Any]) -> dict[str, Any]:
     from_agent = string_field(data, "from_agent", required=True, max_length=241)
     to_agent = string_field(data, "to_agent", required=True, max_length=241)
     sentiment = data.get("sentiment")
-    if sentiment is not None and services.estimate.parse_sentiment(sentiment) is None:
+    if sentiment is not None and estimate.parse_sentiment(sentiment) is None:
         raise MemoryValidationError(
             "sentiment must be positive, neutral, frustrated, angry (or a number from -1 to 1)"
         )
     urgency = data.get("urgency")
-    if urgency is not None and services.estimate.parse_urgency(urgency) is None:
+    if urgency is not None and estimate.parse_urgency(urgency) is None:
         raise MemoryValidationError("urgency must be low, normal, high or critical")
     importance = data.get("importance")
     return {
@@ -138,7 +138,7 @@ def handoff_create(request: HttpRequest) -> JsonResponse:
     fields = _parse_intake(data)
     try:
         with transaction.atomic():
-            result = services.handoff_intake(bot=request.bot, **fields)
+            result = intake.handoff_intake(bot=request.bot, **fields)
             status = 201 if result.created else 200
             body = {"handoff": handoff_json(result.handoff), "created": result.created}
             if key:
@@ -193,14 +193,14 @@ def conversation_messages(request: HttpRequest, public_id: str) -> JsonResponse:
         return JsonResponse(
             {
                 "conversation": conversation_json(conversation),
-                "messages": [chat.message_json(m) for m in rows.order_by("seq")[:500]],
+                "messages": [messages.message_json(m) for m in rows.order_by("seq")[:500]],
             }
         )
     data = json_body(request)
     sender = data.get("sender", "customer")
     if sender not in {Sender.CUSTOMER, Sender.BOT}:
         raise MemoryValidationError("sender must be customer or bot")
-    result = chat.message_post(
+    result = messages.message_post(
         conversation=conversation,
         sender=sender,
         body=data.get("body"),
@@ -208,6 +208,6 @@ def conversation_messages(request: HttpRequest, public_id: str) -> JsonResponse:
         bot=request.bot,
     )
     return JsonResponse(
-        {"message": chat.message_json(result.message), "created": result.created},
+        {"message": messages.message_json(result.message), "created": result.created},
         status=201 if result.created else 200,
     )

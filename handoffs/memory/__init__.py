@@ -1,4 +1,13 @@
-"""The memory bounded context. ``get_store()`` returns the configured implementation."""
+"""The memory bounded context: the Dakera-style memory store and the API bots call.
+
+Owns the store interface (``base``), both implementations (``embedded`` on this
+database, ``remote`` over httpx), ranking (``lexical``), the wire views and their
+shared HTTP boundary (``views``, ``http``: key auth, body parsing, Dakera's error shape,
+also used by ``api``) and its own tables. ``get_store()`` returns the configured store.
+
+The bottom of the product's layers: imports ``handoffs.models`` (bots' keys) and nothing
+else of the console. A stored handoff memory is announced through ``signals``.
+"""
 
 from __future__ import annotations
 

@@ -19,8 +19,12 @@ MEMORY_TYPES = ("episodic", "semantic", "procedural", "working")
 AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class MemoryError(Exception):  # noqa: A001 - the domain's own name, shadowing is intended
-    """A memory operation failed; carries the wire status, code and resource."""
+class WireError(Exception):
+    """A refused or failed call, with the status, code and body of its answer on the wire.
+
+    Every bot-facing endpoint answers these in Dakera's error shape (``memory.http``);
+    the lifecycle's ``HandoffError`` is one too.
+    """
 
     status = 500
     code = "INTERNAL_ERROR"
@@ -32,6 +36,7 @@ class MemoryError(Exception):  # noqa: A001 - the domain's own name, shadowing i
         resource: str | None = None,
         details: str | None = None,
         code: str | None = None,
+        status: int | None = None,
         retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
@@ -41,6 +46,8 @@ class MemoryError(Exception):  # noqa: A001 - the domain's own name, shadowing i
         self.retry_after = retry_after
         if code:
             self.code = code
+        if status:
+            self.status = status
 
     def as_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.message, "code": self.code}
@@ -49,6 +56,10 @@ class MemoryError(Exception):  # noqa: A001 - the domain's own name, shadowing i
         if self.resource is not None:
             body["resource"] = self.resource
         return body
+
+
+class MemoryError(WireError):  # noqa: A001 - the domain's own name, shadowing is intended
+    """A memory operation failed; carries the wire status, code and resource."""
 
 
 class MemoryValidationError(MemoryError):

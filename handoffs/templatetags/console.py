@@ -34,7 +34,7 @@ def unix_to_datetime(value):
 
 @register.filter
 def score_label(value) -> str:
-    from handoffs.estimate import sentiment_from_score
+    from handoffs.lifecycle.estimate import sentiment_from_score
 
     return sentiment_from_score(float(value)).value if value is not None else ""
 

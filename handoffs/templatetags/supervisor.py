@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import template
 
-from handoffs.charts import short_duration, tick_duration
-from handoffs.estimate import sentiment_from_score
+from handoffs.lifecycle.estimate import sentiment_from_score
+from handoffs.supervision.charts import short_duration, tick_duration
 
 register = template.Library()
 

@@ -15,7 +15,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from handoffs import chat, services
+from handoffs.api.keys import bot_create
+from handoffs.lifecycle.accept import handoff_accept
+from handoffs.lifecycle.endings import conversation_resolve, handoff_hand_back, handoff_transfer
 from handoffs.models import Agent, Handoff, Role
 
 from .conftest import Escalator, login, wait_live
@@ -96,15 +98,15 @@ def seed_history(bots: dict[str, Escalator], agents: dict[str, Agent]) -> None:
         return bots[bot].post(customer=customer, customer_name=name, **fields)
 
     def accept(hop: Handoff, who: str) -> Handoff:
-        return services.handoff_accept(handoff_id=hop.pk, agent=a[who])
+        return handoff_accept(handoff_id=hop.pk, agent=a[who])
 
     def transfer(hop: Handoff, who: str, to: str, rating: str = "accurate") -> Handoff:
-        return chat.handoff_transfer(
+        return handoff_transfer(
             handoff_id=hop.pk, agent=a[who], to=to, note=f"Over to {to}.", rating=rating
         )
 
     def resolve(hop: Handoff, who: str, rating: str = "accurate") -> None:
-        chat.conversation_resolve(handoff_id=hop.pk, agent=a[who], rating=rating)
+        conversation_resolve(handoff_id=hop.pk, agent=a[who], rating=rating)
 
     # A long bounce: billing ↔ tech twice, then resolved.
     h = _hop("cust-1001", "Dana Whitfield", summary="Refund for a double charge.")
@@ -119,7 +121,7 @@ def seed_history(bots: dict[str, Escalator], agents: dict[str, Agent]) -> None:
     # Bot → human → bot → human (handed back, then escalated again).
     h = _hop("cust-1002", "Lee Park", summary="Card declined at checkout.")
     accept(h, "maria")
-    chat.handoff_hand_back(handoff_id=h.pk, agent=a["maria"], note="Card fixed.", rating="accurate")
+    handoff_hand_back(handoff_id=h.pk, agent=a["maria"], note="Card fixed.", rating="accurate")
     h = _hop("cust-1002", "Lee Park", summary="Now the app won't load.", to_agent="tech-support")
     accept(h, "tom")
     resolve(h, "tom")
@@ -180,7 +182,7 @@ def test_report_screenshot(new_context, teams, make_agent, escalate, live_server
     base = live_server_url
     bots = {"tier1-bot": escalate}
     for name in ("web-assistant", "billing-bot"):
-        bots[name] = Escalator(base_url=base, key=services.bot_create(name=name)[1])
+        bots[name] = Escalator(base_url=base, key=bot_create(name=name)[1])
     make_agent("sue", role=Role.SUPERVISOR)
     billing, tech = teams["billing-specialist"], teams["tech-support"]
     agents = {

@@ -10,8 +10,10 @@ import pytest
 from django.contrib.admin.utils import quote
 from django.contrib.messages import get_messages
 
-from handoffs import services
+from handoffs.api.keys import bot_create, bot_revoke
+from handoffs.lifecycle.intake import handoff_intake
 from handoffs.memory.embedded import EmbeddedStore
+from handoffs.memory.services import memory_store
 from handoffs.models import Bot, Event, Handoff
 
 KEY_RE = re.compile(r"dk-[A-Za-z0-9_-]{20,}")
@@ -21,13 +23,13 @@ KEY_RE = re.compile(r"dk-[A-Za-z0-9_-]{20,}")
 def data(teams, make_agent, bot):
     make_agent("alice", teams=[teams["billing-specialist"]])
     make_agent("bob", teams=[teams["tech-support"]])
-    triage, _ = services.bot_create(name="triage-bot")
-    services.bot_revoke(bot=triage)
+    triage, _ = bot_create(name="triage-bot")
+    bot_revoke(bot=triage)
     store = EmbeddedStore()
     dave = store.start_session(agent_id="user-dave")["session"]["id"]
     erin = store.start_session(agent_id="user-erin")["session"]["id"]
     store.end_session(session_id=erin, summary="closed by bot")
-    services.memory_store(
+    memory_store(
         bot=bot,
         agent_id="user-dave",
         content="Customer ACC-4521 reports a billing overcharge.",
@@ -35,10 +37,10 @@ def data(teams, make_agent, bot):
         metadata={"type": "handoff", "to_agent": "billing-specialist"},
         session_id=dave,
     )
-    services.memory_store(
+    memory_store(
         bot=bot, agent_id="user-erin", content="App crashes on login.", memory_type="semantic"
     )
-    services.handoff_intake(
+    handoff_intake(
         customer="user-erin",
         source_session_id=erin,
         from_agent="tier1-bot",
@@ -159,7 +161,7 @@ def test_revoke_action_makes_the_next_request_401(admin_client, client, bot_and_
     bot, raw_key = bot_and_key
     auth = {"HTTP_AUTHORIZATION": f"Bearer {raw_key}"}
     assert client.get("/v1/sessions", **auth).status_code == 200
-    other, other_key = services.bot_create(name="other-bot")
+    other, other_key = bot_create(name="other-bot")
 
     response = admin_client.post(
         "/admin/handoffs/bot/",

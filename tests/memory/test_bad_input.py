@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from handoffs import services
+from handoffs.api.keys import bot_create, bot_revoke
 from handoffs.memory.embedded import EmbeddedStore
 from handoffs.memory.models import Memory, MemorySession
 from handoffs.models import Event, Handoff, IdempotencyRecord
@@ -36,9 +36,9 @@ class Ctx:
 
 @pytest.fixture
 def ctx(db, teams) -> Ctx:
-    _, key = services.bot_create(name="tier1-bot")
-    old_bot, revoked_key = services.bot_create(name="old-bot")
-    services.bot_revoke(bot=old_bot)
+    _, key = bot_create(name="tier1-bot")
+    old_bot, revoked_key = bot_create(name="old-bot")
+    bot_revoke(bot=old_bot)
     store = EmbeddedStore()
     session = store.start_session(agent_id="user-dave")["session"]["id"]
     memory = store.store(
@@ -561,7 +561,7 @@ def test_a_replay_after_a_duplicate_keeps_its_own_first_answer(client, ctx):
 
 
 def test_idempotency_keys_belong_to_one_bot(client, ctx):
-    _, other_key = services.bot_create(name="other-bot")
+    _, other_key = bot_create(name="other-bot")
     first = post_intake(client, ctx, intake_body(), key="shared")
     assert first.status_code == 201
     other = client.post(

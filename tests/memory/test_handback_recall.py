@@ -11,7 +11,10 @@ from __future__ import annotations
 import pytest
 from dakera import DakeraClient
 
-from handoffs import chat, outbox, services
+from handoffs.delivery import outbox
+from handoffs.lifecycle.accept import handoff_accept
+from handoffs.lifecycle.endings import handoff_hand_back
+from handoffs.lifecycle.messages import message_post
 from handoffs.models import Handoff, MemoryWrite, OutboxStatus, Sender, Status
 
 pytestmark = [pytest.mark.pg, pytest.mark.django_db(transaction=True)]
@@ -61,22 +64,22 @@ def test_the_bot_recalls_the_handback_note_first(live_server_url, bot_key, teams
     handoff = Handoff.objects.get(memory_id=escalation["id"])
 
     # The human's part: accept, chat (copied into the human's session), hand back.
-    services.handoff_accept(handoff_id=handoff.pk, agent=alice)
+    handoff_accept(handoff_id=handoff.pk, agent=alice)
     conversation = handoff.conversation
-    chat.message_post(
+    message_post(
         conversation=conversation,
         sender=Sender.CUSTOMER,
         body="The tier1-bot handoff took ages, but thanks for the refund.",
         client_id="c-1",
     )
-    chat.message_post(
+    message_post(
         conversation=conversation,
         sender=Sender.AGENT,
         body="Done: the $100 is on its way back to your card.",
         client_id="a-1",
         agent=alice,
     )
-    back = chat.handoff_hand_back(handoff_id=handoff.pk, agent=alice, note=NOTE)
+    back = handoff_hand_back(handoff_id=handoff.pk, agent=alice, note=NOTE)
     outbox.apply_memory_writes()  # what the after-commit kick or the worker does
     assert not MemoryWrite.objects.exclude(status=OutboxStatus.DONE).exists()
     back.refresh_from_db()

@@ -7,9 +7,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from handoffs import demo, services
+from handoffs import demo
 from handoffs.memory.embedded import EmbeddedStore
 from handoffs.memory.models import Memory
+from handoffs.memory.services import memory_store
 
 pytestmark = pytest.mark.pg
 
@@ -88,9 +89,9 @@ def test_seed_handoff_summary_ranks_first(store):
 
 
 def test_seed_through_the_intake_service_makes_one_handoff(store, teams):
-    """``services.memory_store`` is what the API calls: the seed's handoff memory intakes."""
+    """``memory_store`` is what the API calls: the seed's handoff memory intakes."""
     session = store.start_session(agent_id=AGENT)["session"]["id"]
-    result = services.memory_store(
+    result = memory_store(
         bot=None,
         agent_id=AGENT,
         content=demo.SEED_SUMMARY,

@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from handoffs import outbox
+from handoffs.delivery import outbox
 from handoffs.memory import get_store, remote
 from handoffs.memory.base import (
     MemoryAuthError,
@@ -960,10 +960,10 @@ def test_check_memory_command_in_embedded_mode(settings, capsys, db):
 # ---------------------------------------------------------------- an ended session (outbox)
 @pytest.fixture
 def accepted_hop(db, teams, make_agent) -> Handoff:
-    from handoffs import services
+    from handoffs.lifecycle.intake import handoff_intake
 
     agent = make_agent("alice", teams=[teams["billing-specialist"]])
-    handoff = services.handoff_intake(
+    handoff = handoff_intake(
         customer="user-dave",
         source_session_id=SESSION["id"],
         from_agent="tier1-bot",
@@ -1030,7 +1030,7 @@ def test_a_store_not_retried_after_500_stays_queued_for_the_outbox(remote_mode, 
 def test_card_hides_derived_memories_and_auto_summaries(
     remote_mode, fake, accepted_hop, client, make_agent, teams
 ):
-    from handoffs import selectors
+    from handoffs.desk import selectors
 
     fake.on(
         "POST",
@@ -1061,7 +1061,7 @@ def test_card_hides_derived_memories_and_auto_summaries(
 
 
 def test_card_says_context_unavailable_retrying(remote_mode, fake, accepted_hop):
-    from handoffs import selectors
+    from handoffs.desk import selectors
 
     fake.on("POST", "/v1/memory/search", httpx.ConnectError("refused"))
     card = selectors.handoff_card(handoff=accepted_hop)

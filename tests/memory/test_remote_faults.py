@@ -15,7 +15,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from handoffs import chat, outbox
+from handoffs.delivery import outbox
+from handoffs.lifecycle.messages import message_post
 from handoffs.memory.remote import RemoteStore
 from handoffs.models import Handoff, MemoryWrite, Message, OutboxStatus, Sender, Status
 
@@ -163,7 +164,7 @@ def test_accept_and_chat_while_down_then_recovery_stores_in_order_once(
                 )
                 assert response.status_code == 201
             else:
-                chat.message_post(
+                message_post(
                     conversation=hop.conversation, sender=sender, body=body, client_id=f"m{n}"
                 )
     # Every message is committed; every memory copy waits, in order.

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from handoffs import chat
+from handoffs.lifecycle.messages import message_post
 from handoffs.memory.base import (
     MemoryNotFound,
     MemoryPayloadTooLarge,
@@ -496,7 +496,7 @@ def test_queue_accept_chat_transfer_in_remote_mode(
                 )
                 assert reply.status_code == 201
             else:
-                chat.message_post(
+                message_post(
                     conversation=hop.conversation, sender=sender, body=body, client_id=f"m{n}"
                 )
     assert not MemoryWrite.objects.exclude(status=OutboxStatus.DONE).exists()
@@ -536,10 +536,11 @@ def test_queue_accept_chat_transfer_in_remote_mode(
 def test_a_session_the_server_ended_is_replaced_and_the_chat_carries_on(
     remote_mode, bot, teams, make_agent, django_capture_on_commit_callbacks, agent
 ):
-    from handoffs import services
+    from handoffs.lifecycle.accept import handoff_accept
+    from handoffs.lifecycle.intake import handoff_intake
 
     alice = make_agent("alice", teams=[teams["billing-specialist"]])
-    hop = services.handoff_intake(
+    hop = handoff_intake(
         customer=agent,
         source_session_id="",
         from_agent="tier1-bot",
@@ -547,7 +548,7 @@ def test_a_session_the_server_ended_is_replaced_and_the_chat_carries_on(
         summary=SUMMARY,
         bot=bot,
     ).handoff
-    services.handoff_accept(handoff_id=hop.pk, agent=alice)
+    handoff_accept(handoff_id=hop.pk, agent=alice)
     hop.refresh_from_db()
     first_session = hop.human_session_id
     # The server ends it by itself (idle); the console doesn't know yet.
@@ -555,7 +556,7 @@ def test_a_session_the_server_ended_is_replaced_and_the_chat_carries_on(
 
     def say(n: int) -> None:
         with django_capture_on_commit_callbacks(execute=True):
-            chat.message_post(
+            message_post(
                 conversation=hop.conversation,
                 sender=Sender.AGENT,
                 body=f"line {n}",

@@ -21,8 +21,8 @@ from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.db import connections
 
-from handoffs import selectors
-from handoffs.consumers import SOCKETS_KEY
+from handoffs.desk import selectors
+from handoffs.desk.consumers import SOCKETS_KEY
 from handoffs.models import Agent, Event, Handoff, Presence, Status
 
 from .conftest import (

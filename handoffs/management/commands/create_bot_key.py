@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from handoffs import services
+from handoffs.api import keys
 from handoffs.models import Bot
 
 
@@ -22,6 +22,6 @@ class Command(BaseCommand):
             existing.revoked_at = None
             existing.save()
         else:
-            _, raw_key = services.bot_create(name=name, callback_url=options["callback_url"])
+            _, raw_key = keys.bot_create(name=name, callback_url=options["callback_url"])
         self.stdout.write(f"API key for {name} (store it now; it is not shown again):")
         self.stdout.write(raw_key)

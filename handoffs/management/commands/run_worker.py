@@ -3,11 +3,14 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from handoffs import outbox
+from handoffs.delivery.worker import run_worker
+from handoffs.lifecycle import timers
 
 
 class Command(BaseCommand):
-    help = "Deliver webhooks and queued memory writes (safe to run in several processes)."
+    help = (
+        "Deliver webhooks and queued memory writes, run the SLA timers (safe in several processes)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--poll", type=float, default=1.0, help="Seconds between passes")
@@ -17,4 +20,5 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        outbox.run_worker(poll=options["poll"], stop=stop, once=options["once"])
+        # SLA and unanswered alerts after every pass; each fires once (see timers).
+        run_worker(poll=options["poll"], stop=stop, once=options["once"], periodic=[timers.run_due])

@@ -1,0 +1,17 @@
+"""The console's own bot API: handoff intake and the conversations channel."""
+
+from django.urls import path, re_path
+
+from ..memory.http import not_found
+from . import intake
+
+urlpatterns = [
+    path("api/v1/handoffs", intake.handoff_create, name="api-handoff-create"),
+    path("api/v1/handoffs/<uuid:public_id>", intake.handoff_detail, name="api-handoff-detail"),
+    path(
+        "api/v1/conversations/<uuid:public_id>/messages",
+        intake.conversation_messages,
+        name="api-conversation-messages",
+    ),
+    re_path(r"^api/", not_found),
+]

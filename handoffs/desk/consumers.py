@@ -1,0 +1,195 @@
+"""The agents' sockets: the queue, a handoff card, a conversation; presence follows them.
+
+Thin: reject before accept, join groups, forward pre-rendered HTML. On every
+(re)connect the client gets a fresh snapshot from the database, so an event lost while
+the socket was down can never leave stale rows on screen.
+"""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from django.core.cache import cache
+from django.template.loader import render_to_string
+
+from ..lifecycle.presence import AWAY_KEY, agent_set_presence
+from ..models import Agent, Message, Presence
+from ..realtime import broadcast
+from ..realtime.consumers import (
+    CLOSE_FORBIDDEN,
+    CLOSE_UNAUTHENTICATED,
+    ForwardingConsumer,
+    is_typing,
+)
+from . import selectors
+
+SOCKETS_KEY = "presence:sockets:{}"
+SOCKETS_TTL = 26 * 3600  # longer than Daphne's 24-hour socket limit
+AWAY_MEMORY_SECS = 300
+
+
+@database_sync_to_async
+def _agent_for(user) -> Agent | None:
+    return Agent.objects.select_related("user").filter(user=user).first()
+
+
+@database_sync_to_async
+def _socket_opened(agent: Agent) -> None:
+    key = SOCKETS_KEY.format(agent.pk)
+    cache.add(key, 0, SOCKETS_TTL)
+    cache.incr(key)
+    agent.refresh_from_db(fields=["presence"])
+    if agent.presence == Presence.OFFLINE:
+        # Moving between pages closes one socket before the next opens: an agent who
+        # had set "away" comes back away, not online.
+        was_away = cache.get(AWAY_KEY.format(agent.pk))
+        agent_set_presence(agent=agent, presence=Presence.AWAY if was_away else Presence.ONLINE)
+
+
+@database_sync_to_async
+def _socket_closed(agent: Agent) -> None:
+    key = SOCKETS_KEY.format(agent.pk)
+    try:
+        remaining = cache.decr(key)
+    except ValueError:
+        remaining = 0
+    if remaining <= 0:
+        cache.delete(key)
+        agent.refresh_from_db(fields=["presence"])
+        if agent.presence == Presence.AWAY:
+            cache.set(AWAY_KEY.format(agent.pk), 1, AWAY_MEMORY_SECS)
+        agent_set_presence(agent=agent, presence=Presence.OFFLINE, actor="system")
+
+
+class AgentConsumer(ForwardingConsumer):
+    """Base: only signed-in agents; closes when the user logs out."""
+
+    agent: Agent | None = None
+    groups_joined: list[str]
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.agent = await _agent_for(user)
+        if self.agent is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        groups = await self.groups_for(self.agent)
+        if groups is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.groups_joined = [broadcast.user_group(user.pk), *groups]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        await _socket_opened(self.agent)
+        snapshot = await self.snapshot(self.agent)
+        if snapshot:
+            await self.send(text_data=snapshot)
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.agent is not None and getattr(self, "groups_joined", None):
+            await _socket_closed(self.agent)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Clients only listen on these sockets; anything they send is ignored."""
+
+    async def groups_for(self, agent: Agent) -> list[str] | None:
+        return []
+
+    async def snapshot(self, agent: Agent) -> str:
+        return ""
+
+    async def session_logout(self, event: dict) -> None:
+        await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def queue_update(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def card_update(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def user_notice(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+
+class QueueConsumer(AgentConsumer):
+    """The live queue: one group per team the agent serves (all teams for supervisors)."""
+
+    @database_sync_to_async
+    def groups_for(self, agent: Agent) -> list[str]:
+        return [
+            broadcast.queue_group(slug)
+            for slug in selectors.teams_for(agent).values_list("slug", flat=True)
+        ]
+
+    @database_sync_to_async
+    def snapshot(self, agent: Agent) -> str:
+        return render_to_string(
+            "handoffs/desk/queue.html#queue-rows",
+            {"handoffs": selectors.queue_for_agent(agent=agent), "oob": True},
+        )
+
+
+class HandoffConsumer(AgentConsumer):
+    """A handoff card: its status changes (accepted by someone, transferred ...)."""
+
+    @database_sync_to_async
+    def groups_for(self, agent: Agent) -> list[str] | None:
+        handoff_id = self.scope["url_route"]["kwargs"]["pk"]
+        if selectors.visible_handoff(agent=agent, handoff_id=handoff_id) is None:
+            return None
+        return [broadcast.handoff_group(handoff_id)]
+
+    @database_sync_to_async
+    def snapshot(self, agent: Agent) -> str:
+        handoff = selectors.visible_handoff(
+            agent=agent, handoff_id=self.scope["url_route"]["kwargs"]["pk"]
+        )
+        return render_to_string(
+            "handoffs/desk/card.html#status-oob",
+            {"handoff": handoff, "can_accept": handoff.status == "waiting"},
+        )
+
+
+class ConversationConsumer(AgentConsumer):
+    """The agent's side of a chat: messages (notes included) and the customer typing."""
+
+    conversation_id: int | None = None
+
+    @database_sync_to_async
+    def groups_for(self, agent: Agent) -> list[str] | None:
+        handoff = selectors.visible_handoff(
+            agent=agent, handoff_id=self.scope["url_route"]["kwargs"]["pk"]
+        )
+        if handoff is None or handoff.conversation_id is None:
+            return None
+        if handoff.accepted_by_id != agent.pk and not agent.is_supervisor:
+            return None
+        self.conversation_id = handoff.conversation_id
+        return [
+            broadcast.agents_group(handoff.conversation_id),
+            broadcast.handoff_group(handoff.pk),
+        ]
+
+    @database_sync_to_async
+    def snapshot(self, agent: Agent) -> str:
+        messages = Message.objects.filter(conversation_id=self.conversation_id).order_by("seq")
+        return render_to_string(
+            "handoffs/chat.html#messages",
+            {"chat_messages": messages, "audience": "agent", "oob": True},
+        )
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if is_typing(text_data) and self.conversation_id is not None:
+            name = self.agent.user.first_name or "Your support agent"
+            await broadcast.typing(conversation_id=self.conversation_id, who="agent", label=name)
+
+    async def chat_message(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def chat_typing(self, event: dict) -> None:
+        await self.send(text_data=event["html"])

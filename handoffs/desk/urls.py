@@ -1,0 +1,20 @@
+"""The agents' pages."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("handoffs/<int:pk>/", views.handoff_detail, name="handoff"),
+    path("handoffs/<int:pk>/accept", views.handoff_accept, name="handoff-accept"),
+    path("conversations/", views.my_conversations, name="my-conversations"),
+    path("conversations/<int:pk>/", views.conversation, name="conversation"),
+    path(
+        "conversations/<int:pk>/messages",
+        views.conversation_message,
+        name="conversation-messages",
+    ),
+    path("conversations/<int:pk>/close", views.conversation_close, name="conversation-close"),
+    path("presence", views.presence, name="presence"),
+]

@@ -1,0 +1,208 @@
+"""The agents' pages: queue, card, accept, conversation, my conversations, presence.
+
+Thin: permissions here, reads in ``selectors``, writes in ``lifecycle``.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from ..lifecycle import accept, endings
+from ..lifecycle.errors import HandoffError
+from ..lifecycle.messages import message_post
+from ..lifecycle.presence import agent_set_presence
+from ..models import Agent, Handoff, Sender, Status, Team
+from ..pages import HtmxHttpRequest, flash
+from . import selectors
+
+
+def agent_required(view):
+    """Signed-in staff with a console profile (supervisors included)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HtmxHttpRequest, *args, **kwargs):
+        agent = Agent.objects.select_related("user").filter(user=request.user).first()
+        if agent is None:
+            return render(
+                request,
+                "handoffs/desk/no_profile.html",
+                status=403,
+            )
+        request.agent = agent
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_GET
+@agent_required
+def queue(request: HtmxHttpRequest) -> HttpResponse:
+    context = {
+        "agent": request.agent,
+        "handoffs": selectors.queue_for_agent(agent=request.agent),
+        "teams": selectors.teams_for(request.agent),
+    }
+    if request.htmx:
+        return render(request, "handoffs/desk/queue.html#queue-rows", context)
+    return render(request, "handoffs/desk/queue.html", context)
+
+
+def _card_context(request: HtmxHttpRequest, handoff: Handoff) -> dict:
+    return {
+        "agent": request.agent,
+        "handoff": handoff,
+        "card": selectors.handoff_card(handoff=handoff),
+        "can_accept": handoff.status == Status.WAITING,
+    }
+
+
+@require_GET
+@agent_required
+def handoff_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    handoff = selectors.visible_handoff(agent=request.agent, handoff_id=pk)
+    if handoff is None:
+        raise Http404("No such handoff in your queues.")
+    if handoff.status == Status.ACCEPTED and handoff.accepted_by_id == request.agent.pk:
+        return redirect("conversation", pk=pk)
+    return render(request, "handoffs/desk/handoff.html", _card_context(request, handoff))
+
+
+@require_POST
+@agent_required
+def handoff_accept(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    try:
+        accept.handoff_accept(handoff_id=pk, agent=request.agent)
+    except HandoffError as exc:
+        return flash(request, exc.message, status=exc.status)
+    if request.htmx:
+        return HttpResponseClientRedirect(f"/conversations/{pk}/")
+    return redirect("conversation", pk=pk)
+
+
+def _conversation_hop(request: HtmxHttpRequest, pk: int) -> Handoff:
+    """The hop if this agent owns it (or is a supervisor); 404 otherwise."""
+    handoff = selectors.visible_handoff(agent=request.agent, handoff_id=pk)
+    if handoff is None or (
+        handoff.accepted_by_id != request.agent.pk and not request.agent.is_supervisor
+    ):
+        raise Http404("No such conversation.")
+    return handoff
+
+
+@require_GET
+@agent_required
+def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    handoff = _conversation_hop(request, pk)
+    context = _card_context(request, handoff)
+    conversation = handoff.conversation
+    owner = handoff.accepted_by_id == request.agent.pk and handoff.status == Status.ACCEPTED
+    transcript = list(conversation.messages.order_by("seq")) if conversation else []
+    context.update(
+        conversation=conversation,
+        chat_messages=transcript,
+        owner=owner,
+        agent_has_spoken=any(m.sender == Sender.AGENT for m in transcript),
+        suggestion=selectors.suggested_first_message(handoff=handoff, agent=request.agent),
+        trend=selectors.sentiment_trend(conversation, handoff) if conversation else {},
+        customer_url=(
+            request.build_absolute_uri(reverse("customer-chat", args=[conversation.token]))
+            if conversation
+            else ""
+        ),
+        all_teams=Team.objects.exclude(pk=handoff.team_id),
+        colleagues=Agent.objects.exclude(pk=request.agent.pk).select_related("user"),
+    )
+    return render(request, "handoffs/desk/conversation.html", context)
+
+
+@require_POST
+@agent_required
+def conversation_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    handoff = _conversation_hop(request, pk)
+    if handoff.conversation is None:
+        raise Http404("No conversation.")
+    sender = Sender.NOTE if request.POST.get("note") else Sender.AGENT
+    try:
+        result = message_post(
+            conversation=handoff.conversation,
+            sender=sender,
+            body=request.POST.get("body"),
+            client_id=request.POST.get("client_id"),
+            agent=request.agent,
+        )
+    except HandoffError as exc:
+        return flash(request, exc.message, status=exc.status)
+    return render(
+        request,
+        "handoffs/chat.html#message",
+        {"message": result.message, "audience": "agent"},
+        status=201 if result.created else 200,
+    )
+
+
+@require_POST
+@agent_required
+def conversation_close(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Resolve, transfer or hand back (the endings form)."""
+    action = request.POST.get("action")
+    note = request.POST.get("note", "")
+    rating = request.POST.get("rating", "")
+    try:
+        if action == "resolve":
+            endings.conversation_resolve(
+                handoff_id=pk, agent=request.agent, summary=note, rating=rating
+            )
+            done = "Conversation resolved."
+        elif action == "transfer":
+            endings.handoff_transfer(
+                handoff_id=pk,
+                agent=request.agent,
+                to=request.POST.get("to", ""),
+                note=note,
+                rating=rating,
+            )
+            done = "Conversation transferred."
+        elif action == "handback":
+            endings.handoff_hand_back(handoff_id=pk, agent=request.agent, note=note, rating=rating)
+            done = "Conversation handed back to the bot."
+        else:
+            return flash(request, "Choose resolve, transfer or hand back.", status=400)
+    except HandoffError as exc:
+        messages.error(request, exc.message)
+        return redirect("conversation", pk=pk)
+    messages.success(request, done)
+    return redirect("queue")
+
+
+@require_GET
+@agent_required
+def my_conversations(request: HtmxHttpRequest) -> HttpResponse:
+    conversations = Handoff.objects.filter(
+        accepted_by=request.agent, status=Status.ACCEPTED
+    ).select_related("team")
+    return render(
+        request,
+        "handoffs/desk/my_conversations.html",
+        {"agent": request.agent, "conversations": conversations},
+    )
+
+
+@require_POST
+@agent_required
+def presence(request: HtmxHttpRequest) -> HttpResponse:
+    value = request.POST.get("presence", "")
+    if value not in {"online", "away"}:
+        return flash(request, "Choose online or away.", status=400)
+    agent_set_presence(agent=request.agent, presence=value)
+    if request.htmx:
+        return HttpResponse(status=204)
+    return redirect("queue")

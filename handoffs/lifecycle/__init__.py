@@ -1,0 +1,33 @@
+"""Every write of a hop and its conversation. Nothing else changes a hop's status.
+
+State machine of one hop (a ``Handoff`` row)::
+
+                 intake                 accept (one conditional UPDATE)
+    bot/agent ───────────> waiting ───────────────────────────> accepted
+                             │  ▲ reassign (supervisor):          │ reassign: new owner
+                             │  └ assigned to one agent           │
+                             │                                    ├─ resolve ──> resolved
+    bot_hop (to a registered │                                    ├─ transfer ─> transferred ─┐
+    bot: recorded, never     │                                    └─ hand back > handed_back ─┤
+    queued)                  │                                                                │
+                             └──────── the next hop of the same chain and conversation <──────┘
+
+The conversation (the customer's chat) spans the chain: created with the first hop
+queued for people, the bot muted while a person owns it, closed on resolve, reopened
+if a later hop continues the chain.
+
+Invariants:
+- each public function is one transaction and writes an ``Event`` row for every change;
+- accept is ``UPDATE ... WHERE status = 'waiting'`` checked by its row count: exactly one
+  winner on SQLite and PostgreSQL, everyone else gets ``HandoffConflict`` (409);
+- intake is idempotent (``intake.dedupe_key`` on a unique column);
+- a message is committed with its ``seq`` and ``client_id`` before it is acknowledged,
+  and a retried send returns the stored one;
+- broadcasts are sent after commit (``realtime.broadcast.*_on_commit``); webhooks and
+  memory copies are queued in the same transaction and delivered by ``delivery``;
+- slow I/O (the memory server) never runs inside these transactions.
+
+Modules import downward only (import-linter): ``timers`` | ``endings`` → ``accept`` →
+``intake`` → ``messages`` → ``estimate`` | ``presence`` → ``errors``. The package may
+import ``realtime``, ``delivery``, ``memory`` and ``models``.
+"""

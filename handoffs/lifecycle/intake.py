@@ -1,0 +1,216 @@
+"""Intake: a bot's handoff (or a person's transfer) becomes a hop, routed to a team or bot.
+
+Idempotent: the same data (``dedupe_key``) never makes a second hop, even under
+concurrent retries (a unique column decides).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..models import URGENCY_RANK, Agent, Bot, Event, Handoff, Source, Status, Team
+from ..realtime import broadcast
+from . import estimate
+from .messages import conversation_for_new_hop
+
+AGENT_NAME_MAX = 241  # Handoff.from_agent / to_agent max_length
+CHAIN_WINDOW_DAYS = 14
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    handoff: Handoff
+    created: bool
+
+
+def dedupe_key(
+    *, customer: str, source_session_id: str, from_agent: str, to_agent: str, summary: str
+) -> str:
+    raw = json.dumps([customer, source_session_id, from_agent, to_agent, summary.strip()])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _route(to_agent: str) -> tuple[Team | None, Bot | None, bool]:
+    """The team (or bot) a ``to_agent`` names; unknown targets go to the default team.
+
+    ``human:<username>`` routes to that agent's first team (the hop is assigned to them).
+    """
+    if to_agent.startswith("human:"):
+        agent = Agent.objects.filter(user__username=to_agent[6:]).first()
+        team = agent.teams.order_by("slug").first() if agent is not None else None
+        if team is not None:
+            return team, None, False
+    team = Team.objects.filter(slug=to_agent).first()
+    if team is not None:
+        return team, None, False
+    bot = Bot.objects.filter(name=to_agent).first()
+    if bot is not None:
+        return None, bot, False
+    default = (
+        Team.objects.filter(is_default=True).first()
+        or Team.objects.filter(slug=settings.HANDOFF_DEFAULT_TEAM).first()
+    )
+    if default is None:
+        default, _ = Team.objects.get_or_create(
+            slug=settings.HANDOFF_DEFAULT_TEAM,
+            defaults={"name": "General queue", "is_default": True},
+        )
+    return default, None, True
+
+
+def _previous_hop(*, customer: str, from_agent: str) -> Handoff | None:
+    """The hop this one continues: the customer's latest open hop that ended at ``from_agent``."""
+    since = timezone.now() - timezone.timedelta(days=CHAIN_WINDOW_DAYS)
+    candidates = Handoff.objects.filter(customer=customer, created_at__gte=since).exclude(
+        status=Status.RESOLVED
+    )
+    for hop in candidates.select_related("accepted_by__user").order_by("-created_at")[:20]:
+        if hop.to_agent == from_agent:
+            return hop
+        if hop.accepted_by is not None and hop.accepted_by.memory_name == from_agent:
+            return hop
+    return None
+
+
+def handoff_intake(
+    *,
+    customer: str,
+    source_session_id: str,
+    from_agent: str,
+    to_agent: str,
+    summary: str,
+    importance: float = 1.0,
+    sentiment: Any = None,
+    urgency: Any = None,
+    reason: str = "",
+    customer_name: str = "",
+    memory_id: str = "",
+    bot: Bot | None = None,
+    previous: Handoff | None = None,
+    actor: str | None = None,
+    assigned_to: Agent | None = None,
+) -> IntakeResult:
+    """Record one handoff hop (or return the one already recorded for the same data).
+
+    Sentiment and urgency the bot gave are kept ("from bot"); missing or unreadable
+    ones are estimated ("estimated"). Raises nothing for routing: unknown targets land
+    in the default team, flagged ``misrouted``.
+    """
+    key = dedupe_key(
+        customer=customer,
+        source_session_id=source_session_id,
+        from_agent=from_agent,
+        to_agent=to_agent,
+        summary=summary,
+    )
+    with transaction.atomic():
+        existing = Handoff.objects.filter(dedupe_key=key).first()
+        if existing is not None:
+            return IntakeResult(existing, False)
+
+        parsed_sentiment = estimate.parse_sentiment(sentiment)
+        if parsed_sentiment is not None:
+            sentiment_label, sentiment_score = parsed_sentiment
+            sentiment_source = Source.BOT
+        else:
+            sentiment_label, sentiment_score = estimate.estimate_sentiment(summary)
+            sentiment_source = Source.ESTIMATED
+        urgency_label = estimate.parse_urgency(urgency)
+        urgency_source = Source.BOT
+        if urgency_label is None:
+            urgency_label = estimate.estimate_urgency(
+                text=summary, importance=importance, sentiment=sentiment_label
+            )
+            urgency_source = Source.ESTIMATED
+
+        team, to_bot, misrouted = _route(to_agent)
+        if previous is None:
+            previous = _previous_hop(customer=customer, from_agent=from_agent)
+        handoff = Handoff(
+            customer=customer,
+            customer_name=customer_name,
+            source_session_id=source_session_id,
+            from_agent=from_agent,
+            to_agent=to_agent,
+            team=None if to_bot else team,
+            to_bot=to_bot,
+            misrouted=misrouted,
+            created_by_bot=bot,
+            summary=summary,
+            reason=reason,
+            importance=importance,
+            sentiment=sentiment_label,
+            sentiment_score=sentiment_score,
+            sentiment_source=sentiment_source,
+            urgency=urgency_label,
+            urgency_rank=URGENCY_RANK[urgency_label],
+            urgency_source=urgency_source,
+            status=Status.BOT_HOP if to_bot else Status.WAITING,
+            memory_id=memory_id,
+            dedupe_key=key,
+            assigned_to=assigned_to,
+        )
+        if previous is not None:
+            handoff.chain_id = previous.chain_id
+            handoff.hop_index = previous.hop_index + 1
+            handoff.previous = previous
+        if handoff.team is not None or (previous is not None and previous.conversation_id):
+            handoff.conversation = conversation_for_new_hop(handoff=handoff, previous=previous)
+        try:
+            with transaction.atomic():
+                handoff.save()
+        except IntegrityError:
+            # A concurrent retry of the same intake won the insert.
+            return IntakeResult(Handoff.objects.get(dedupe_key=key), False)
+        Event.objects.create(
+            handoff=handoff,
+            kind="handoff.created",
+            actor=actor or (f"bot:{bot.name}" if bot else from_agent),
+            data={
+                "from": from_agent,
+                "to": to_agent,
+                "team": team.slug if team and not to_bot else None,
+                "misrouted": misrouted,
+                "memory_id": memory_id,
+            },
+        )
+        broadcast.handoff_changed_on_commit(handoff_id=handoff.pk, change="created")
+    return IntakeResult(handoff, True)
+
+
+def handoff_intake_from_memory(*, memory: dict[str, Any], bot: Bot | None) -> IntakeResult:
+    """Turn a stored handoff memory (``metadata.type == "handoff"``) into a handoff."""
+    metadata = memory.get("metadata") or {}
+    from_agent = str(
+        metadata.get("from_agent") or metadata.get("agent") or (bot.name if bot else "unknown")
+    )[:AGENT_NAME_MAX]
+    importance = memory.get("importance")
+    return handoff_intake(
+        customer=memory["agent_id"],
+        source_session_id=memory.get("session_id") or "",
+        from_agent=from_agent,
+        # Metadata is free-form; the columns hold 241 characters (PostgreSQL enforces it).
+        to_agent=str(metadata.get("to_agent") or "")[:AGENT_NAME_MAX],
+        summary=memory["content"],
+        importance=float(importance) if importance is not None else 1.0,
+        sentiment=metadata.get("sentiment"),
+        urgency=metadata.get("urgency"),
+        reason=str(metadata.get("reason") or "")[:500],
+        customer_name=str(metadata.get("customer_name") or "")[:200],
+        memory_id=memory["id"],
+        bot=bot,
+    )
+
+
+def on_handoff_memory_stored(
+    sender: Any, *, memory: dict[str, Any], bot: Bot | None, **_: Any
+) -> None:
+    """``memory.signals.handoff_memory_stored`` receiver: the memory becomes a hop."""
+    handoff_intake_from_memory(memory=memory, bot=bot)

@@ -1,0 +1,176 @@
+"""What every bot-facing JSON endpoint shares: parsing, the error shape, key auth.
+
+The memory API (``memory.views``) and the handoff API (``api``) both answer through
+``bot_api``, so a bot meets one error shape and one key check everywhere.
+
+Errors use the Dakera shape everywhere: ``{"error": str, "code": SCREAMING_SNAKE,
+"details"?: str, "resource"?: str}``; authentication failures (401) follow the wire
+document: ``{"error": "authentication_error", "message": str, "code": str}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from ..models import Bot
+from .base import MemoryPayloadTooLarge, MemoryValidationError, WireError
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+LAST_USED_RESOLUTION_SECS = 60
+
+
+class BotRequest(HttpRequest):
+    bot: Bot
+
+
+def error_response(
+    status: int, message: str, code: str, *, resource: str | None = None, details: str | None = None
+) -> JsonResponse:
+    body: dict[str, Any] = {"error": message, "code": code}
+    if details is not None:
+        body["details"] = details
+    if resource is not None:
+        body["resource"] = resource
+    return JsonResponse(body, status=status)
+
+
+def auth_error(message: str, code: str) -> JsonResponse:
+    response = JsonResponse(
+        {"error": "authentication_error", "message": message, "code": code}, status=401
+    )
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def json_body(request: HttpRequest) -> dict[str, Any]:
+    """The request's JSON object; 400 for malformed JSON or a non-object, 413 if huge."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        # Past DATA_UPLOAD_MAX_MEMORY_SIZE Django refuses to read it at all.
+        raise MemoryPayloadTooLarge("request body is larger than 10 MiB") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise MemoryPayloadTooLarge("request body is larger than 10 MiB")
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MemoryValidationError("malformed JSON body", details=str(exc)[:200]) from None
+    if not isinstance(data, dict):
+        raise MemoryValidationError("the JSON body must be an object")
+    return data
+
+
+def query_int(request: HttpRequest, name: str, default: int, maximum: int) -> int:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise MemoryValidationError(f"{name} must be an integer") from None
+    if value < 0 or value > maximum:
+        raise MemoryValidationError(f"{name} must be between 0 and {maximum}")
+    return value
+
+
+def query_bool(request: HttpRequest, name: str) -> bool:
+    raw = request.GET.get(name, "").lower()
+    if raw in {"", "false", "0", "no"}:
+        return False
+    if raw in {"true", "1", "yes"}:
+        return True
+    raise MemoryValidationError(f"{name} must be true or false")
+
+
+def authenticate(request: HttpRequest) -> Bot | JsonResponse:
+    """The bot a request's key belongs to, or the 401 to answer with.
+
+    ``X-API-Key`` wins over ``Authorization: Bearer``. Keys are looked up by their
+    prefix and compared by SHA-256 digest in constant time.
+    """
+    raw_key = request.headers.get("X-API-Key", "").strip()
+    if not raw_key:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            raw_key = token.strip()
+    if not raw_key:
+        return auth_error(
+            "missing API key: send Authorization: Bearer <key>", "AUTHENTICATION_REQUIRED"
+        )
+    lookup = Bot.lookup_of(raw_key)
+    bot = Bot.objects.filter(key_prefix=lookup).first() if lookup else None
+    if bot is None or not bot.check_key(raw_key):
+        return auth_error("invalid API key", "INVALID_API_KEY")
+    if bot.revoked_at is not None:
+        return auth_error("this API key has been revoked", "API_KEY_EXPIRED")
+    now = timezone.now()
+    if (
+        bot.last_used_at is None
+        or (now - bot.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECS
+    ):
+        Bot.objects.filter(pk=bot.pk).update(last_used_at=now)
+    return bot
+
+
+def bot_api(methods: tuple[str, ...]) -> Callable:
+    """Decorate a bot endpoint: method check, key auth, domain errors to JSON."""
+
+    def decorator(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+            if request.method not in methods:
+                response = error_response(
+                    405, f"method {request.method} not allowed", "METHOD_NOT_ALLOWED"
+                )
+                response["Allow"] = ", ".join(methods)
+                return response
+            bot = authenticate(request)
+            if isinstance(bot, JsonResponse):
+                return bot
+            request.bot = bot  # type: ignore[attr-defined]
+            try:
+                return view(request, *args, **kwargs)
+            except WireError as exc:
+                response = JsonResponse(exc.as_wire(), status=exc.status)
+                if exc.retry_after is not None:
+                    response["Retry-After"] = str(exc.retry_after)
+                return response
+
+        return wrapper
+
+    return decorator
+
+
+def string_field(
+    data: dict[str, Any], name: str, *, required: bool = False, max_length: int | None = None
+) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise MemoryValidationError(f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise MemoryValidationError(f"{name} must be a string")
+    if required and not value.strip():
+        raise MemoryValidationError(f"{name} must not be empty")
+    if max_length is not None and len(value) > max_length:
+        raise MemoryValidationError(f"{name} is longer than {max_length} characters")
+    return value
+
+
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    return error_response(404, f"no route for {request.method} {request.path}", "ROUTE_NOT_FOUND")

@@ -1,0 +1,70 @@
+"""The supervisors' floor socket."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from ..models import Agent
+from ..realtime import broadcast
+from ..realtime.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
+from . import floor
+
+
+@database_sync_to_async
+def _supervisor_for(user) -> Agent | None:
+    return floor.supervisor_of(user)
+
+
+_floor_snapshot = database_sync_to_async(floor.render_floor_summary)
+
+
+class FloorConsumer(AsyncWebsocketConsumer):
+    """The live floor: supervisors and admins only. Every floor event carries the summary
+    already rendered (once, by ``broadcast.publish_floor``); this only forwards it.
+
+    Watching the floor is not being on duty, so unlike the agents' sockets it leaves the
+    supervisor's presence alone.
+    """
+
+    groups_joined: list[str]
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if await _supervisor_for(user) is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.groups_joined = [broadcast.user_group(user.pk), broadcast.FLOOR]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        self.watching = True
+        await database_sync_to_async(broadcast.floor_watched)(1)
+        await self.send(text_data=await _floor_snapshot())
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "watching", False):
+            await database_sync_to_async(broadcast.floor_watched)(-1)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The floor only listens."""
+
+    async def floor_update(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def user_notice(self, event: dict) -> None:
+        await self.send(text_data=event["html"])
+
+    async def queue_update(self, event: dict) -> None:
+        """Queue rows sent to this user's group belong on the queue page, not here."""
+
+    async def card_update(self, event: dict) -> None:
+        """Card status changes belong on the card page, not here."""
+
+    async def session_logout(self, event: dict) -> None:
+        await self.close(code=CLOSE_UNAUTHENTICATED)
