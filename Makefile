@@ -38,6 +38,12 @@ SCALEOUT_PORT ?= 8000
 CIRCUS_DIR ?= /tmp/handoff-console-circus-$(SCALEOUT_PORT)
 
 run-scaleout: export DJANGO_DEBUG = 0
+# It serves plain HTTP on SCALEOUT_HOST: no HTTPS redirect, no HSTS, cookies over HTTP.
+# Behind a TLS proxy in production set these to 1 / a number of seconds (README,
+# "Production settings"), or leave them unset where the settings' secure defaults apply.
+run-scaleout: export DJANGO_SECURE_SSL_REDIRECT ?= 0
+run-scaleout: export DJANGO_SECURE_COOKIES ?= 0
+run-scaleout: export DJANGO_HSTS_SECONDS ?= 0
 run-scaleout: $(VENV)/.runtime
 	@test -n "$$DATABASE_URL" || { echo "run-scaleout: set DATABASE_URL (postgres://user@host:5432/db)" >&2; exit 2; }
 	@test -n "$$REDIS_URL" || { echo "run-scaleout: set REDIS_URL (redis://host:6379/0)" >&2; exit 2; }

@@ -6,3 +6,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("handoffs.urls")),
 ]
+
+handler404 = "console.boundary.page_not_found"
+handler500 = "console.boundary.server_error"

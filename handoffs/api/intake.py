@@ -13,12 +13,13 @@ from django.urls import reverse
 
 from ..lifecycle import estimate, intake, messages
 from ..memory.base import (
+    MAX_JSON_INT,
     MemoryValidationError,
     validate_agent_id,
     validate_content,
     validate_importance,
 )
-from ..memory.http import bot_api, error_response, json_body, string_field
+from ..memory.http import bot_api, error_response, json_body, query_int, string_field
 from ..models import Conversation, Handoff, IdempotencyRecord, Sender
 
 INTAKE_FIELDS = {
@@ -185,10 +186,7 @@ def conversation_messages(request: HttpRequest, public_id: str) -> JsonResponse:
             404, f"conversation {public_id} not found", "NOT_FOUND", resource="conversation"
         )
     if request.method == "GET":
-        try:
-            after = int(request.GET.get("after", "0"))
-        except ValueError:
-            raise MemoryValidationError("after must be an integer") from None
+        after = query_int(request, "after", 0, MAX_JSON_INT)
         rows = conversation.messages.exclude(sender=Sender.NOTE).filter(seq__gt=after)
         return JsonResponse(
             {
@@ -198,7 +196,7 @@ def conversation_messages(request: HttpRequest, public_id: str) -> JsonResponse:
         )
     data = json_body(request)
     sender = data.get("sender", "customer")
-    if sender not in {Sender.CUSTOMER, Sender.BOT}:
+    if not isinstance(sender, str) or sender not in {Sender.CUSTOMER, Sender.BOT}:
         raise MemoryValidationError("sender must be customer or bot")
     result = messages.message_post(
         conversation=conversation,

@@ -47,7 +47,7 @@ class CustomerConsumer(ForwardingConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if is_typing(text_data):
+        if is_typing(text_data) and self.typing_allowed():
             await broadcast.typing(
                 conversation_id=self.conversation.pk, who="customer", label="Customer"
             )

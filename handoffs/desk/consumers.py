@@ -184,7 +184,7 @@ class ConversationConsumer(AgentConsumer):
         )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if is_typing(text_data) and self.conversation_id is not None:
+        if is_typing(text_data) and self.conversation_id is not None and self.typing_allowed():
             name = self.agent.user.first_name or "Your support agent"
             await broadcast.typing(conversation_id=self.conversation_id, who="agent", label=name)
 

@@ -7,6 +7,8 @@ the Dakera wire format (``shared/dakera-wire.md``), so the code above this inter
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Any, Protocol
 
@@ -102,6 +104,65 @@ class MemoryUnavailable(MemoryError):
 
     status = 503
     code = "SERVICE_UNAVAILABLE"
+
+
+MAX_JSON_DEPTH = 64
+MAX_JSON_INT = 2**63 - 1  # the database's BIGINT; no field of the API needs more
+
+
+def check_text(value: str, field: str) -> str:
+    """``value`` unless it holds a NUL or a lone UTF-16 surrogate (400 naming ``field``).
+
+    Neither can be stored (PostgreSQL refuses NUL in text; a lone surrogate is not
+    UTF-8), so both are refused at the boundary instead of failing in the database.
+    """
+    if "\x00" in value:
+        raise MemoryValidationError(f"{field} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MemoryValidationError(
+            f"{field} contains a lone UTF-16 surrogate (not valid Unicode text)"
+        ) from None
+    return value
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """Parse a request body: the one JSON boundary of every bot-facing endpoint.
+
+    Refuses, with a 400 naming the place: malformed JSON, nesting deeper than
+    ``MAX_JSON_DEPTH``, non-finite numbers (``NaN``, ``Infinity``, ``1e999``), integers
+    beyond 64 bits, and NUL or lone surrogates in any string or key.
+    """
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise MemoryValidationError(
+            f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MemoryValidationError("malformed JSON body", details=str(exc)[:200]) from None
+    stack: list[tuple[Any, str, int]] = [(data, "body", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, str):
+            check_text(value, where)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise MemoryValidationError(f"{where} is {value}: numbers must be finite")
+        elif isinstance(value, int) and not -MAX_JSON_INT <= value <= MAX_JSON_INT:
+            raise MemoryValidationError(f"{where} is out of range (at most 64-bit integers)")
+        elif isinstance(value, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise MemoryValidationError(
+                    f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+                )
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    check_text(key, f"a key in {where}")
+                    stack.append((item, key if where == "body" else f"{where}.{key}", depth + 1))
+            else:
+                stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+    return data
 
 
 def validate_agent_id(agent_id: Any, field: str = "agent_id") -> str:

@@ -99,14 +99,26 @@ def _parse_iso(value: Any, field: str) -> dt.datetime | None:
     return parsed
 
 
+MAX_EXPIRES_AT = 253_402_300_799  # 9999-12-31T23:59:59Z
+MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
+
+
 def _expiry(ttl_seconds: Any, expires_at: Any, now: dt.datetime) -> dt.datetime | None:
     if expires_at is not None:
         if isinstance(expires_at, bool) or not isinstance(expires_at, int):
             raise MemoryValidationError("expires_at must be a Unix timestamp in seconds")
+        if not 0 <= expires_at <= MAX_EXPIRES_AT:
+            raise MemoryValidationError(
+                f"expires_at must be between 0 and {MAX_EXPIRES_AT} (the year 9999)"
+            )
         return dt.datetime.fromtimestamp(expires_at, tz=dt.UTC)
     if ttl_seconds is not None:
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds < 1:
             raise MemoryValidationError("ttl_seconds must be a positive integer")
+        if ttl_seconds > MAX_TTL_SECONDS:
+            raise MemoryValidationError(
+                f"ttl_seconds must be at most {MAX_TTL_SECONDS} (100 years)"
+            )
         return now + dt.timedelta(seconds=ttl_seconds)
     return None
 

@@ -11,7 +11,6 @@ document: ``{"error": "authentication_error", "message": str, "code": str}``.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from ..models import Bot
-from .base import MemoryPayloadTooLarge, MemoryValidationError, WireError
+from . import key_guessing
+from .base import MemoryPayloadTooLarge, MemoryValidationError, WireError, parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def auth_error(message: str, code: str) -> JsonResponse:
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
-    """The request's JSON object; 400 for malformed JSON or a non-object, 413 if huge."""
+    """The request's JSON object (through ``base.parse_json``); 400 if bad, 413 if huge."""
     try:
         raw = request.body
     except RequestDataTooBig:
@@ -64,10 +64,7 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         raise MemoryPayloadTooLarge("request body is larger than 10 MiB")
     if not raw:
         return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MemoryValidationError("malformed JSON body", details=str(exc)[:200]) from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise MemoryValidationError("the JSON body must be an object")
     return data
@@ -77,11 +74,11 @@ def query_int(request: HttpRequest, name: str, default: int, maximum: int) -> in
     raw = request.GET.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise MemoryValidationError(f"{name} must be an integer") from None
-    if value < 0 or value > maximum:
+    # ASCII digits only: int() also reads "٣" and "３", which no client means.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        raise MemoryValidationError(f"{name} must be an integer between 0 and {maximum}")
+    value = int(raw)
+    if value > maximum:
         raise MemoryValidationError(f"{name} must be between 0 and {maximum}")
     return value
 
@@ -99,7 +96,9 @@ def authenticate(request: HttpRequest) -> Bot | JsonResponse:
     """The bot a request's key belongs to, or the 401 to answer with.
 
     ``X-API-Key`` wins over ``Authorization: Bearer``. Keys are looked up by their
-    prefix and compared by SHA-256 digest in constant time.
+    prefix and compared by SHA-256 digest in constant time. An address that sent
+    ``BOT_AUTH_FAILURE_LIMIT`` wrong keys within ``BOT_AUTH_FAILURE_WINDOW`` seconds is
+    answered 429 with ``Retry-After`` (any key) until that window has passed.
     """
     raw_key = request.headers.get("X-API-Key", "").strip()
     if not raw_key:
@@ -110,9 +109,19 @@ def authenticate(request: HttpRequest) -> Bot | JsonResponse:
         return auth_error(
             "missing API key: send Authorization: Bearer <key>", "AUTHENTICATION_REQUIRED"
         )
+    locked_for = key_guessing.locked_for(request)
+    if locked_for:
+        response = error_response(
+            429,
+            "too many requests with a wrong API key from this address; try again later",
+            "RATE_LIMIT_EXCEEDED",
+        )
+        response["Retry-After"] = str(locked_for)
+        return response
     lookup = Bot.lookup_of(raw_key)
     bot = Bot.objects.filter(key_prefix=lookup).first() if lookup else None
     if bot is None or not bot.check_key(raw_key):
+        key_guessing.failed(request)
         return auth_error("invalid API key", "INVALID_API_KEY")
     if bot.revoked_at is not None:
         return auth_error("this API key has been revoked", "API_KEY_EXPIRED")
@@ -126,21 +135,18 @@ def authenticate(request: HttpRequest) -> Bot | JsonResponse:
 
 
 def bot_api(methods: tuple[str, ...]) -> Callable:
-    """Decorate a bot endpoint: method check, key auth, domain errors to JSON."""
+    """Decorate a bot endpoint: key auth (401), method check (405), domain errors to JSON."""
 
     def decorator(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-            if request.method not in methods:
-                response = error_response(
-                    405, f"method {request.method} not allowed", "METHOD_NOT_ALLOWED"
-                )
-                response["Allow"] = ", ".join(methods)
-                return response
+            # The key first: without one, nobody learns which routes and methods exist.
             bot = authenticate(request)
             if isinstance(bot, JsonResponse):
                 return bot
+            if request.method not in methods:
+                return method_not_allowed(request, methods)
             request.bot = bot  # type: ignore[attr-defined]
             try:
                 return view(request, *args, **kwargs)
@@ -172,5 +178,32 @@ def string_field(
     return value
 
 
+def method_not_allowed(request: HttpRequest, methods: tuple[str, ...]) -> JsonResponse:
+    response = error_response(405, f"method {request.method} not allowed", "METHOD_NOT_ALLOWED")
+    response["Allow"] = ", ".join(methods)
+    return response
+
+
+@csrf_exempt
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any method to an unknown ``/v1/`` or ``/api/`` route: 401 without a valid key, then 404."""
+    bot = authenticate(request)
+    if isinstance(bot, JsonResponse):
+        return bot
     return error_response(404, f"no route for {request.method} {request.path}", "ROUTE_NOT_FOUND")
+
+
+def public_json(methods: tuple[str, ...]) -> Callable:
+    """Decorate a keyless JSON endpoint (the health checks): 405 in JSON, no CSRF page."""
+
+    def decorator(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+            if request.method not in methods:
+                return method_not_allowed(request, methods)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

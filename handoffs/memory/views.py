@@ -11,12 +11,11 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
 
 from . import services
 from .base import MemoryValidationError
 from .embedded import EmbeddedStore
-from .http import bot_api, json_body, query_bool, query_int, string_field
+from .http import bot_api, json_body, public_json, query_bool, query_int, string_field
 
 STORE_FIELDS = (
     "agent_id",
@@ -45,17 +44,17 @@ def store() -> EmbeddedStore:
     return EmbeddedStore()
 
 
-@require_GET
+@public_json(("GET",))
 def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "healthy", "version": "handoff-console", "mode": "embedded"})
 
 
-@require_GET
+@public_json(("GET",))
 def health_live(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "alive"})
 
 
-@require_GET
+@public_json(("GET",))
 def health_ready(request: HttpRequest) -> JsonResponse:
     try:
         with connection.cursor() as cursor:

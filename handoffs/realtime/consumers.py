@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -21,6 +23,16 @@ class ForwardingConsumer(AsyncWebsocketConsumer):
     FORWARD_ONLY = frozenset(
         {"queue.update", "card.update", "chat.message", "chat.typing", "floor.update"}
     )
+
+    _typing_sent_at = float("-inf")
+
+    def typing_allowed(self) -> bool:
+        """At most ``TYPING_FRAMES_PER_SEC`` typing frames per socket are forwarded."""
+        now = time.monotonic()
+        if now - self._typing_sent_at < 1 / settings.TYPING_FRAMES_PER_SEC:
+            return False
+        self._typing_sent_at = now
+        return True
 
     async def dispatch(self, message: dict) -> None:
         if message["type"] in self.FORWARD_ONLY:

@@ -7,11 +7,13 @@ Supervisors and admins only (``supervisor_required``); agents get 403. Reads go 
 
 from __future__ import annotations
 
+from datetime import date
 from functools import wraps
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -20,7 +22,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from ..lifecycle.endings import handoff_reassign
 from ..lifecycle.errors import HandoffError
 from ..models import Agent, Handoff, Status, Team
-from ..pages import HtmxHttpRequest
+from ..pages import HtmxHttpRequest, form_id
 from . import charts, floor, reports
 
 
@@ -62,8 +64,8 @@ def floor_reassign(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         to = request.POST.get("to", "")
         target = (
-            Agent.objects.select_related("user").filter(pk=int(to)).first()
-            if to.isdigit()
+            Agent.objects.select_related("user").filter(pk=pk_of).first()
+            if (pk_of := form_id(to)) is not None
             else None
         )
         if target is None:
@@ -98,11 +100,17 @@ def floor_reassign(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 # ---------------------------------------------------------------- the transfer report
+DATES = [
+    MinValueValidator(date(2000, 1, 1), "Choose a date from 2000-01-01 on."),
+    MaxValueValidator(date(2999, 12, 31), "Choose a date before 3000-01-01."),
+]
+
+
 class ReportForm(forms.Form):
     """``?from=YYYY-MM-DD&to=YYYY-MM-DD&team=<slug>``; missing dates mean the last 7 days."""
 
-    date_from = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
-    date_to = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    date_from = forms.DateField(required=False, input_formats=["%Y-%m-%d"], validators=DATES)
+    date_to = forms.DateField(required=False, input_formats=["%Y-%m-%d"], validators=DATES)
     team = forms.ModelChoiceField(queryset=Team.objects.all(), to_field_name="slug", required=False)
 
     @classmethod

@@ -307,8 +307,9 @@ def test_the_outbox_gives_up_and_admin_retry_now_requeues(intake, api_bot, alice
     assert len(fake_bot.received) == outbox.MAX_WEBHOOK_ATTEMPTS
 
     # An admin sees it in the delivery log and presses "Retry now".
-    get_user_model().objects.create_superuser("root", "root@example.com", "pw-for-tests-1")
-    client.login(username="root", password="pw-for-tests-1")
+    client.force_login(
+        get_user_model().objects.create_superuser("root", "root@example.com", "pw-for-tests-1")
+    )
     changelist = "/admin/handoffs/webhookdelivery/"
     page = client.get(changelist)
     assert page.status_code == 200

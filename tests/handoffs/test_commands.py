@@ -81,7 +81,13 @@ def test_createsuperuser_noinput_reads_the_environment(db, client, monkeypatch):
     assert user.is_staff
     assert user.email == "root@example.com"
     assert user.check_password("a-long-test-password-42")
-    assert client.login(username="root-admin", password="a-long-test-password-42")
+    # Signed in through the admin's own login form (django-axes needs the request).
+    signed_in = client.post(
+        "/admin/login/?next=/admin/handoffs/handoff/",
+        {"username": "root-admin", "password": "a-long-test-password-42"},
+        follow=True,
+    )
+    assert signed_in.redirect_chain[-1][0] == "/admin/handoffs/handoff/"
     assert client.get("/admin/handoffs/handoff/").status_code == 200
 
 
