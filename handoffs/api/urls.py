@@ -3,9 +3,11 @@
 from django.urls import path, re_path
 
 from ..memory.http import not_found
-from . import intake
+from . import docs, intake
 
 urlpatterns = [
+    path("api/schema/", docs.schema, name="api-schema"),
+    path("api/docs/", docs.docs, name="api-docs"),
     path("api/v1/handoffs", intake.handoff_create, name="api-handoff-create"),
     path("api/v1/handoffs/<uuid:public_id>", intake.handoff_detail, name="api-handoff-detail"),
     path(

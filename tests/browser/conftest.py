@@ -66,19 +66,30 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
-    """Factory for isolated browser contexts (one per signed-in agent), closed after."""
+    """Factory for isolated browser contexts (one per signed-in agent), closed after.
+
+    Every page is watched for Content-Security-Policy violations: any one fails the
+    test, so the policy (console/settings.py) holds on every screen a test visits.
+    """
     contexts: list[BrowserContext] = []
+    violations: list[str] = []
+
+    def on_console(message) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(f"{message.text} ({message.location.get('url', '')})")
 
     def make(**kwargs: Any) -> BrowserContext:
         kwargs.setdefault("viewport", {"width": 1280, "height": 900})
         context = browser.new_context(**kwargs)
         context.set_default_timeout(TIMEOUT_MS)
+        context.on("console", on_console)
         contexts.append(context)
         return context
 
     yield make
     for context in contexts:
         context.close()
+    assert not violations, "CSP violations:\n" + "\n".join(violations)
 
 
 @dataclass
