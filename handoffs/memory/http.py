@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from ..models import Bot
-from .base import MemoryPayloadTooLarge, MemoryValidationError, WireError
+from .base import NOT_SUPPORTED, MemoryPayloadTooLarge, MemoryValidationError, WireError
 
 logger = logging.getLogger(__name__)
 
@@ -132,15 +132,16 @@ def bot_api(methods: tuple[str, ...]) -> Callable:
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+            # The key first: a bad key is a 401 whatever the method (then 405).
+            bot = authenticate(request)
+            if isinstance(bot, JsonResponse):
+                return bot
             if request.method not in methods:
                 response = error_response(
                     405, f"method {request.method} not allowed", "METHOD_NOT_ALLOWED"
                 )
                 response["Allow"] = ", ".join(methods)
                 return response
-            bot = authenticate(request)
-            if isinstance(bot, JsonResponse):
-                return bot
             request.bot = bot  # type: ignore[attr-defined]
             try:
                 return view(request, *args, **kwargs)
@@ -172,5 +173,24 @@ def string_field(
     return value
 
 
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+@bot_api(ALL_METHODS)
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any other path under ``/v1/``: JSON 404 (after the key check), never Django's
+    HTML pages (a CSRF 403 there read as a permissions problem to the SDKs)."""
     return error_response(404, f"no route for {request.method} {request.path}", "ROUTE_NOT_FOUND")
+
+
+@bot_api(ALL_METHODS)
+def not_supported(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """A Dakera route the embedded server does not serve (knowledge graph, extraction,
+    admin): JSON 501 naming remote mode as the way to get it."""
+    return error_response(
+        501,
+        f"{request.method} {request.path} is not served by the console's embedded memory "
+        "server; point the console at a Dakera server (remote mode: DAKERA_URL and "
+        "DAKERA_API_KEY) and call that server for it",
+        NOT_SUPPORTED,
+    )
