@@ -1,7 +1,7 @@
 """The narrow memory interface shared by the embedded store and the remote client.
 
 Both implementations take keyword arguments and return dictionaries shaped exactly like
-the Dakera wire format (``shared/dakera-wire.md``), so the code above this interface
+the Dakera wire format (``docs/memory-api.md``), so the code above this interface
 (intake, the handoff card, chat, transfer) never knows which one is in use.
 """
 
