@@ -74,6 +74,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_command(app: str, port: int) -> list[str]:
+    """The ASGI server command line: Daphne, or for a comparison run ``BENCH_ASGI_SERVER=
+    uvicorn`` / ``granian`` (one process each; the console and its bare baseline alike)."""
+    server = os.environ.get("BENCH_ASGI_SERVER", "daphne")
+    host, port_s = "127.0.0.1", str(port)
+    if server == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", "--host", host, "--port", port_s, app]
+    if server == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "asgi"] + [
+            "--host",
+            host,
+            "--port",
+            port_s,
+            "--workers",
+            "1",
+            "--no-access-log",
+            app,
+        ]
+    return [sys.executable, "-m", "daphne", "-b", host, "-p", port_s, app]
+
+
 class Daphne:
     """``python -m daphne console.asgi:application`` on the current database.
 
@@ -108,7 +129,7 @@ class Daphne:
     def __enter__(self) -> Daphne:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(  # noqa: S603 - daphne with this interpreter
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), self.APP],
+                server_command(self.APP, self.port),
                 cwd=ROOT,
                 env=self.child_env(),
                 stdout=log,

@@ -1,7 +1,7 @@
 """The narrow memory interface shared by the embedded store and the remote client.
 
 Both implementations take keyword arguments and return dictionaries shaped exactly like
-the Dakera wire format (``shared/dakera-wire.md``), so the code above this interface
+the Dakera wire format (``docs/memory-api.md``), so the code above this interface
 (intake, the handoff card, chat, transfer) never knows which one is in use.
 """
 
@@ -19,6 +19,10 @@ MAX_BATCH = 1000
 MAX_AGENT_ID_BYTES = 241
 MEMORY_TYPES = ("episodic", "semantic", "procedural", "working")
 AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_NAMESPACE_BYTES = 200
+#: The reserved memory namespace holding a text namespace's documents (``documents``).
+DOCUMENT_NAMESPACE_PREFIX = "_dakera_ns_"
+NOT_SUPPORTED = "NOT_SUPPORTED_IN_EMBEDDED_MODE"
 
 
 class WireError(Exception):
@@ -97,6 +101,13 @@ class MemoryConflict(MemoryError):
 class MemoryRateLimited(MemoryError):
     status = 429
     code = "RATE_LIMIT_EXCEEDED"
+
+
+class MemoryNotSupported(MemoryError):
+    """A call the embedded server does not serve; a real Dakera (``DAKERA_URL``) does."""
+
+    status = 501
+    code = NOT_SUPPORTED
 
 
 class MemoryUnavailable(MemoryError):
@@ -179,6 +190,29 @@ def validate_agent_id(agent_id: Any, field: str = "agent_id") -> str:
     return agent_id
 
 
+def validate_namespace(name: Any) -> str:
+    """Return ``name`` if it is a valid text namespace name, else raise 400."""
+    if not isinstance(name, str) or not name:
+        raise MemoryValidationError("namespace is required and must be a string")
+    if len(name.encode()) > MAX_NAMESPACE_BYTES:
+        raise MemoryValidationError(f"namespace is longer than {MAX_NAMESPACE_BYTES} bytes")
+    if not AGENT_ID_RE.match(name) or name.startswith("_dakera_"):
+        raise MemoryValidationError(
+            f"invalid namespace {name[:60]!r}: use letters, digits, '_', '.', '-' "
+            "and start with a letter or digit"
+        )
+    return name
+
+
+def validate_bounded_int(value: Any, field: str, *, default: int, low: int, high: int) -> int:
+    """An integer field in ``[low, high]`` (``default`` when absent), else 400."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise MemoryValidationError(f"{field} must be an integer from {low} to {high}")
+    return value
+
+
 def validate_content(content: Any) -> str:
     if not isinstance(content, str) or not content.strip():
         raise MemoryValidationError("content is required and must be a non-empty string")
@@ -203,13 +237,13 @@ def validate_metadata(metadata: Any) -> dict[str, Any]:
     return metadata
 
 
-def validate_importance(importance: Any) -> float:
+def validate_importance(importance: Any, field: str = "importance") -> float:
     if importance is None:
         return 0.5
     if isinstance(importance, bool) or not isinstance(importance, int | float):
-        raise MemoryValidationError("importance must be a number between 0 and 1")
+        raise MemoryValidationError(f"{field} must be a number between 0 and 1")
     if not 0.0 <= float(importance) <= 1.0:
-        raise MemoryValidationError("importance must be between 0 and 1")
+        raise MemoryValidationError(f"{field} must be between 0 and 1")
     return float(importance)
 
 

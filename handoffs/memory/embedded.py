@@ -85,6 +85,66 @@ def memory_dict(memory: Memory) -> dict[str, Any]:
     return data
 
 
+BATCH_FILTER_FIELDS = (
+    "tags",
+    "min_importance",
+    "max_importance",
+    "created_after",
+    "created_before",
+    "memory_type",
+    "session_id",
+)
+
+
+def _unix_field(value: Any, field: str) -> dt.datetime:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MemoryValidationError(f"{field} must be a Unix timestamp in seconds")
+    try:
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise MemoryValidationError(f"{field} is out of range") from None
+
+
+def batch_filter(qs: QuerySet[Memory], raw: Any) -> tuple[QuerySet[Memory], int]:
+    """Apply a ``BatchMemoryFilter`` (recall/forget batch); returns the set and how many
+    predicates it had. Unknown keys are a 400 (a typo must not widen a delete)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise MemoryValidationError("filter must be an object")
+    unknown = sorted(set(raw) - set(BATCH_FILTER_FIELDS))
+    if unknown:
+        raise MemoryValidationError(
+            f"unknown filter field(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(BATCH_FILTER_FIELDS)}"
+        )
+    used = 0
+    for name in BATCH_FILTER_FIELDS:
+        value = raw.get(name)
+        if value is None:
+            continue
+        used += 1
+        if name == "tags":
+            for tag in validate_tags(value):
+                # All listed tags (AND), as the SDK documents.
+                qs = qs.filter(EmbeddedStore._any_tag([tag]))
+        elif name == "min_importance":
+            qs = qs.filter(importance__gte=validate_importance(value, name))
+        elif name == "max_importance":
+            qs = qs.filter(importance__lte=validate_importance(value, name))
+        elif name == "created_after":
+            qs = qs.filter(created_at__gte=_unix_field(value, name))
+        elif name == "created_before":
+            qs = qs.filter(created_at__lte=_unix_field(value, name))
+        elif name == "memory_type":
+            qs = qs.filter(memory_type=validate_memory_type(value))
+        elif name == "session_id":
+            if not isinstance(value, str):
+                raise MemoryValidationError("session_id must be a string")
+            qs = qs.filter(session_id=value)
+    return qs, used
+
+
 def _parse_iso(value: Any, field: str) -> dt.datetime | None:
     if value is None:
         return None

@@ -22,7 +22,13 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ..models import Bot
 from . import key_guessing
-from .base import MemoryPayloadTooLarge, MemoryValidationError, WireError, parse_json
+from .base import (
+    NOT_SUPPORTED,
+    MemoryPayloadTooLarge,
+    MemoryValidationError,
+    WireError,
+    parse_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -184,15 +190,6 @@ def method_not_allowed(request: HttpRequest, methods: tuple[str, ...]) -> JsonRe
     return response
 
 
-@csrf_exempt
-def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-    """Any method to an unknown ``/v1/`` or ``/api/`` route: 401 without a valid key, then 404."""
-    bot = authenticate(request)
-    if isinstance(bot, JsonResponse):
-        return bot
-    return error_response(404, f"no route for {request.method} {request.path}", "ROUTE_NOT_FOUND")
-
-
 def public_json(methods: tuple[str, ...]) -> Callable:
     """Decorate a keyless JSON endpoint (the health checks): 405 in JSON, no CSRF page."""
 
@@ -207,3 +204,26 @@ def public_json(methods: tuple[str, ...]) -> Callable:
         return wrapper
 
     return decorator
+
+
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+@bot_api(ALL_METHODS)
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any other path under ``/v1/``: JSON 404 (after the key check), never Django's
+    HTML pages (a CSRF 403 there read as a permissions problem to the SDKs)."""
+    return error_response(404, f"no route for {request.method} {request.path}", "ROUTE_NOT_FOUND")
+
+
+@bot_api(ALL_METHODS)
+def not_supported(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """A Dakera route the embedded server does not serve (knowledge graph, extraction,
+    admin): JSON 501 naming remote mode as the way to get it."""
+    return error_response(
+        501,
+        f"{request.method} {request.path} is not served by the console's embedded memory "
+        "server; point the console at a Dakera server (remote mode: DAKERA_URL and "
+        "DAKERA_API_KEY) and call that server for it",
+        NOT_SUPPORTED,
+    )

@@ -91,8 +91,21 @@ def index_memories(rows: list[tuple[int, str, str]]) -> None:
         )
 
 
+def reindex_memories(rows: list[tuple[int, str, str]]) -> None:
+    """Replace the SQLite index rows of ``(pk, agent_id, text)`` (after an update)."""
+    if connection.vendor != "sqlite" or not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany("DELETE FROM memory_fts WHERE rowid = %s", [(pk,) for pk, _, _ in rows])
+    index_memories(rows)
+
+
 def lexical_candidates(
-    *, agent_id: str, terms: list[str], base_sql: tuple[str, tuple] | None
+    *,
+    agent_id: str,
+    terms: list[str],
+    base_sql: tuple[str, tuple] | None,
+    limit: int = CANDIDATES,
 ) -> list[tuple[int, float]]:
     """Best lexical matches as ``(pk, score)`` with higher scores better.
 
@@ -101,12 +114,12 @@ def lexical_candidates(
     if not terms:
         return []
     if connection.vendor == "postgresql":
-        return _postgres_candidates(agent_id=agent_id, terms=terms, base_sql=base_sql)
-    return _sqlite_candidates(agent_id=agent_id, terms=terms, base_sql=base_sql)
+        return _postgres_candidates(agent_id=agent_id, terms=terms, base_sql=base_sql, limit=limit)
+    return _sqlite_candidates(agent_id=agent_id, terms=terms, base_sql=base_sql, limit=limit)
 
 
 def _sqlite_candidates(
-    *, agent_id: str, terms: list[str], base_sql: tuple[str, tuple] | None
+    *, agent_id: str, terms: list[str], base_sql: tuple[str, tuple] | None, limit: int
 ) -> list[tuple[int, float]]:
     prefix = namespace_prefix(agent_id)
     match = " OR ".join('body:"{}{}"'.format(prefix, term.replace('"', "")) for term in terms)
@@ -116,7 +129,7 @@ def _sqlite_candidates(
         sql += f" AND rowid IN ({base_sql[0]})"
         params.extend(base_sql[1])
     sql += " ORDER BY 2 LIMIT %s"
-    params.append(CANDIDATES)
+    params.append(limit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         # bm25() is negative, lower is better: flip it so higher is better.
@@ -124,7 +137,7 @@ def _sqlite_candidates(
 
 
 def _postgres_candidates(
-    *, agent_id: str, terms: list[str], base_sql: tuple[str, tuple] | None
+    *, agent_id: str, terms: list[str], base_sql: tuple[str, tuple] | None, limit: int
 ) -> list[tuple[int, float]]:
     tsquery = " | ".join(terms)
     sql = (
@@ -136,7 +149,7 @@ def _postgres_candidates(
         sql += f" AND m.id IN ({base_sql[0]})"
         params.extend(base_sql[1])
     sql += " ORDER BY 2 DESC LIMIT %s"
-    params.append(CANDIDATES)
+    params.append(limit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(pk, float(score)) for pk, score in cursor.fetchall()]

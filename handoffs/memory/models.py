@@ -70,10 +70,23 @@ class Memory(models.Model):
     last_accessed_at = models.DateTimeField(default=timezone.now)
     access_count = models.PositiveIntegerField(default=0)
     expires_at = models.DateTimeField(null=True, blank=True)
+    #: A text document's client-chosen id (``upsert-text``); null for agents' memories.
+    doc_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 - NULL = not a document (unique per namespace)
+    #: When ``flag`` feedback marked it irrelevant (importance unchanged). Nullable columns
+    #: only: SQLite adds them in place, where a default would rebuild the table (and drop
+    #: the text index's trigger with it).
+    flagged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "memories"
         ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent_id", "doc_id"],
+                condition=models.Q(doc_id__isnull=False),
+                name="mem_agent_doc_unique",
+            )
+        ]
         indexes = [
             models.Index(fields=["agent_id", "-importance", "-created_at"], name="mem_agent_imp"),
             models.Index(fields=["agent_id", "-created_at"], name="mem_agent_created"),
@@ -82,3 +95,25 @@ class Memory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.uid}: {self.content[:60]}"
+
+
+class TextNamespace(models.Model):
+    """A client (data) namespace of text documents: ``/v1/namespaces/{name}``.
+
+    Its documents are ``Memory`` rows in the reserved namespace ``_dakera_ns_<name>``
+    (no bot can name an agent ``_dakera_…``), so they share the store's text index.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    dimension = models.PositiveIntegerField(null=True, blank=True)
+    distance = models.CharField(max_length=20, default="cosine")
+    index_type = models.CharField(max_length=40, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,7 +1,7 @@
 """The remote memory store: the ``MemoryStore`` interface over httpx against a real Dakera.
 
 Selected by ``get_store()`` when ``settings.DAKERA_URL`` is set. Every method returns the
-same wire-shaped dictionaries as ``EmbeddedStore`` (``shared/dakera-wire.md``), so the
+same wire-shaped dictionaries as ``EmbeddedStore`` (``docs/memory-api.md``), so the
 code above the interface never knows which one is in use.
 
 Transport

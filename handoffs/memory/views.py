@@ -1,6 +1,6 @@
 """The Dakera memory API subset, served by the console (embedded mode), and the health checks.
 
-Wire-compatible with ``shared/dakera-wire.md`` so the unmodified ``dakera`` SDK works
+Wire-compatible with Dakera (``docs/memory-api.md``) so the unmodified ``dakera`` SDK works
 against ``http://<console>/``. Unknown request fields are ignored, as Dakera does.
 """
 

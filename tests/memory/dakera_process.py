@@ -2,7 +2,7 @@
 live in another Daphne process on its own SQLite file, with its own bot key.
 
 The real Dakera ships only as a container image that can't run here; the embedded
-server is wire-compatible with it (``shared/dakera-wire.md``), so it is the one
+server is wire-compatible with it (``docs/memory-api.md``), so it is the one
 Dakera-compatible server a remote-mode test can talk to over the network.
 """
 

@@ -14,12 +14,12 @@ from django.db import connection
 
 from handoffs.api.keys import bot_create, bot_revoke
 from handoffs.memory.embedded import EmbeddedStore
-from handoffs.memory.models import Memory, MemorySession
+from handoffs.memory.models import Memory, MemorySession, TextNamespace
 from handoffs.models import Event, Handoff, IdempotencyRecord
 
 pytestmark = pytest.mark.pg
 
-WATCHED = [Memory, MemorySession, Handoff, Event, IdempotencyRecord]
+WATCHED = [Memory, MemorySession, TextNamespace, Handoff, Event, IdempotencyRecord]
 ERROR_KEYS = {"error", "code", "details", "resource"}
 AUTH_KEYS = {"error", "message", "code"}
 
@@ -47,6 +47,7 @@ def ctx(db, teams) -> Ctx:
     other = store.start_session(agent_id="user-erin")["session"]["id"]
     ended = store.start_session(agent_id="user-dave")["session"]["id"]
     store.end_session(session_id=ended, summary="done")
+    TextNamespace.objects.create(name="kb")
     return Ctx(key, revoked_key, session, memory, other, ended)
 
 
@@ -371,8 +372,261 @@ CASES = [
         NOT_FOUND,
         "handoff",
     ),
-    Case("unknown-route", "POST", "/v1/memory/update/mem_x", {}, 404, "ROUTE_NOT_FOUND"),
+    Case("unknown-route", "POST", "/v1/memory/frobnicate", {}, 404, "ROUTE_NOT_FOUND"),
+    Case("unknown-route-delete", "DELETE", "/v1/nothing/here", {}, 404, "ROUTE_NOT_FOUND"),
+    Case("unknown-route-put", "PUT", "/v1/namespaces/kb/vectors", {}, 404, "ROUTE_NOT_FOUND"),
     Case("wrong-method", "GET", "/v1/memory/store", None, 405, "METHOD_NOT_ALLOWED"),
+    Case("update-wrong-method", "POST", "/v1/memory/update/mem_x", {}, 405, "METHOD_NOT_ALLOWED"),
+    # 1-7 of issue 20: the calls the framework packages and the JS SDK make
+    Case("update-nothing", "PUT", "/v1/memory/update/{memory}", {}, 400, BAD),
+    Case("update-bad-importance", "PUT", "/v1/memory/update/{memory}", {"importance": 2}, 400, BAD),
+    Case("update-empty-content", "PUT", "/v1/memory/update/{memory}", {"content": " "}, 400, BAD),
+    Case(
+        "update-unknown",
+        "PUT",
+        "/v1/memory/update/mem_nope",
+        {"content": "x"},
+        404,
+        NOT_FOUND,
+        "memory",
+    ),
+    Case(
+        "update-other-agent",
+        "PUT",
+        "/v1/memory/update/{memory}",
+        {"content": "x"},
+        404,
+        NOT_FOUND,
+        "memory",
+        query={"agent_id": "user-erin"},
+    ),
+    Case(
+        "importance-out-of-range",
+        "POST",
+        "/v1/memory/importance",
+        lambda c: {"agent_id": "user-dave", "memory_id": c.memory, "importance": 1.5},
+        400,
+        BAD,
+    ),
+    Case(
+        "importance-missing",
+        "POST",
+        "/v1/memory/importance",
+        lambda c: {"agent_id": "user-dave", "memory_id": c.memory},
+        400,
+        BAD,
+    ),
+    Case(
+        "importance-unknown-memory",
+        "POST",
+        "/v1/memory/importance",
+        {"agent_id": "user-dave", "memory_id": "mem_nope", "importance": 0.2},
+        404,
+        NOT_FOUND,
+        "memory",
+    ),
+    Case(
+        "feedback-bad-signal",
+        "POST",
+        "/v1/memory/feedback",
+        lambda c: {"agent_id": "user-dave", "memory_id": c.memory, "signal": "meh"},
+        400,
+        BAD,
+    ),
+    Case(
+        "feedback-other-agent",
+        "POST",
+        "/v1/memory/feedback",
+        lambda c: {"agent_id": "user-erin", "memory_id": c.memory, "signal": "upvote"},
+        404,
+        NOT_FOUND,
+        "memory",
+    ),
+    Case(
+        "consolidate-one-id",
+        "POST",
+        "/v1/memory/consolidate",
+        lambda c: {"agent_id": "user-dave", "memory_ids": [c.memory]},
+        400,
+        BAD,
+    ),
+    Case(
+        "consolidate-bad-threshold",
+        "POST",
+        "/v1/memory/consolidate",
+        {"agent_id": "user-dave", "threshold": 0},
+        400,
+        BAD,
+    ),
+    Case(
+        "consolidate-unknown-ids",
+        "POST",
+        "/v1/memory/consolidate",
+        lambda c: {"agent_id": "user-dave", "memory_ids": [c.memory, "mem_nope"]},
+        404,
+        NOT_FOUND,
+        "memory",
+    ),
+    Case(
+        "forget-batch-no-filter",
+        "DELETE",
+        "/v1/memories/forget/batch",
+        {"agent_id": "user-dave", "filter": {}},
+        400,
+        BAD,
+    ),
+    Case(
+        "forget-batch-unknown-field",
+        "DELETE",
+        "/v1/memories/forget/batch",
+        {"agent_id": "user-dave", "filter": {"min_importanc": 0.1}},
+        400,
+        BAD,
+    ),
+    Case(
+        "recall-batch-limit",
+        "POST",
+        "/v1/memories/recall/batch",
+        {"agent_id": "user-dave", "limit": 0},
+        400,
+        BAD,
+    ),
+    Case(
+        "recall-batch-bad-date",
+        "POST",
+        "/v1/memories/recall/batch",
+        {"agent_id": "user-dave", "filter": {"created_after": "yesterday"}},
+        400,
+        BAD,
+    ),
+    Case(
+        "wake-up-top-n",
+        "GET",
+        "/v1/agents/user-dave/wake-up",
+        None,
+        400,
+        BAD,
+        query={"top_n": "101"},
+    ),
+    Case(
+        "wake-up-importance",
+        "GET",
+        "/v1/agents/user-dave/wake-up",
+        None,
+        400,
+        BAD,
+        query={"min_importance": "nan"},
+    ),
+    Case("agent-bad-id", "GET", "/v1/agents/_dakera_ns_kb/stats", None, 400, BAD),
+    Case(
+        "export-format",
+        "GET",
+        "/v1/export",
+        None,
+        400,
+        BAD,
+        query={"agent_id": "user-dave", "format": "xml"},
+    ),
+    Case("export-no-agent", "GET", "/v1/export", None, 400, BAD),
+    Case("namespace-bad-name", "POST", "/v1/namespaces", {"name": "_dakera_x"}, 400, BAD),
+    Case(
+        "namespace-exists", "POST", "/v1/namespaces", {"name": "kb"}, 409, "CONFLICT", "namespace"
+    ),
+    Case("namespace-unknown", "GET", "/v1/namespaces/nope", None, 404, NOT_FOUND, "namespace"),
+    Case("namespace-bad-dimension", "PUT", "/v1/namespaces/kb", {"dimension": -1}, 400, BAD),
+    Case(
+        "upsert-no-id",
+        "POST",
+        "/v1/namespaces/kb/upsert-text",
+        {"documents": [{"text": "hello"}]},
+        400,
+        BAD,
+    ),
+    Case(
+        "upsert-one-bad-of-two",
+        "POST",
+        "/v1/namespaces/kb/upsert-text",
+        {"documents": [{"id": "a", "text": "fine"}, {"id": "b", "text": ""}]},
+        400,
+        BAD,
+    ),
+    Case(
+        "upsert-huge",
+        "POST",
+        "/v1/namespaces/kb/upsert-text",
+        {"documents": [{"id": "a", "text": "x" * 100_001}]},
+        413,
+        "PAYLOAD_TOO_LARGE",
+    ),
+    Case("query-no-text", "POST", "/v1/namespaces/kb/query-text", {"top_k": 3}, 400, BAD),
+    Case(
+        "query-bad-filter",
+        "POST",
+        "/v1/namespaces/kb/query-text",
+        {"text": "x", "filter": {"a": {"$regex": "."}}},
+        400,
+        BAD,
+    ),
+    Case(
+        "query-unknown-namespace",
+        "POST",
+        "/v1/namespaces/nope/query-text",
+        {"text": "x"},
+        404,
+        NOT_FOUND,
+        "namespace",
+    ),
+    Case(
+        "hybrid-with-vector",
+        "POST",
+        "/v1/namespaces/kb/hybrid",
+        {"text": "x", "vector": [0.1, 0.2]},
+        501,
+        "NOT_SUPPORTED_IN_EMBEDDED_MODE",
+    ),
+    Case(
+        "bulk-delete-empty",
+        "POST",
+        "/v1/namespaces/kb/vectors/bulk-delete",
+        {"filter": {}},
+        400,
+        BAD,
+    ),
+    # 8: the Dakera routes the embedded server does not serve
+    Case(
+        "kg-graph",
+        "GET",
+        "/v1/memories/{memory}/graph",
+        None,
+        501,
+        "NOT_SUPPORTED_IN_EMBEDDED_MODE",
+    ),
+    Case(
+        "kg-extract",
+        "POST",
+        "/v1/memories/extract",
+        {"text": "x"},
+        501,
+        "NOT_SUPPORTED_IN_EMBEDDED_MODE",
+    ),
+    Case("kg-query", "POST", "/v1/knowledge/graph", {}, 501, "NOT_SUPPORTED_IN_EMBEDDED_MODE"),
+    Case(
+        "admin-autopilot",
+        "GET",
+        "/v1/admin/autopilot/status",
+        None,
+        501,
+        "NOT_SUPPORTED_IN_EMBEDDED_MODE",
+    ),
+    Case("admin-decay", "PUT", "/v1/admin/decay/config", {}, 501, "NOT_SUPPORTED_IN_EMBEDDED_MODE"),
+    Case(
+        "admin-decay-stats",
+        "GET",
+        "/v1/admin/decay/stats",
+        None,
+        501,
+        "NOT_SUPPORTED_IN_EMBEDDED_MODE",
+    ),
 ]
 
 
@@ -415,6 +669,16 @@ AUTH_MODES = {
 # A memory-API write, a memory-API read and the console's own intake API.
 AUTH_TARGETS = {
     "store": (*STORE, store_body()),
+    "update": ("PUT", "/v1/memory/update/{memory}", {"content": "changed"}),
+    "importance": (
+        "POST",
+        "/v1/memory/importance",
+        lambda c: {"agent_id": "user-dave", "memory_id": c.memory, "importance": 0.9},
+    ),
+    "wake-up": ("GET", "/v1/agents/user-dave/wake-up", None),
+    "namespaces": ("POST", "/v1/namespaces", {"name": "fresh"}),
+    "unknown-route": ("POST", "/v1/frobnicate", {}),
+    "unsupported": ("GET", "/v1/admin/autopilot/status", None),
     "end": ("POST", "/v1/sessions/{session}/end", {}),
     "list": ("GET", "/v1/sessions", None),
     "intake": (*INTAKE, intake_body()),
@@ -441,10 +705,13 @@ def test_authentication_errors(client, ctx, mode, target):
 
 @pytest.mark.parametrize("target", list(AUTH_TARGETS))
 def test_the_same_requests_succeed_with_a_good_key(client, ctx, target):
-    """Control for the tables above: the bodies they break are otherwise accepted."""
+    """Control for the tables above: the bodies they break are otherwise accepted (the
+    unknown and unsupported routes get past the key check to their own JSON answer)."""
     method, path, body = AUTH_TARGETS[target]
     response = send(client, Case(target, method, path, body, 200, ""), ctx)
-    assert response.status_code in {200, 201}, response.content[:300]
+    expected = {"unknown-route": {404}, "unsupported": {501}}.get(target, {200, 201})
+    assert response.status_code in expected, response.content[:300]
+    assert response["Content-Type"] == "application/json"
 
 
 def test_x_api_key_wins_over_a_bad_bearer(client, ctx):

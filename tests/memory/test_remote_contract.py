@@ -1,5 +1,6 @@
 """Contract tests of the remote store: ``httpx.MockTransport`` replays the recorded shapes
-of ``shared/dakera-wire.md`` for every call, the error bodies, Dakera's retry rules,
+of the Dakera wire format (``docs/memory-api.md``) for every call, the error bodies,
+Dakera's retry rules,
 an ended session and derived memories. No network, no sleeping (sleeps are recorded)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Dakera wire shapes (shared/dakera-wire.md) the memory tests check responses against."""
+"""The Dakera wire shapes (docs/memory-api.md) the memory tests check responses against."""
 
 SESSION_KEYS = {"id", "agent_id", "started_at", "metadata", "memory_count", "last_activity_at"}
 ENDED_SESSION_KEYS = SESSION_KEYS | {"ended_at", "summary", "ended_reason"}
