@@ -330,6 +330,97 @@ HANDOFF_PARAMS = {
     "importance": {"type": "number", "minimum": 0, "maximum": 1},
 }
 
+BATCH_FILTER = {
+    "type": "object",
+    "properties": {
+        "tags": {"type": "array", "items": TEXT},
+        "min_importance": {"type": "number"},
+        "max_importance": {"type": "number"},
+        "created_after": {"type": "integer"},
+        "created_before": {"type": "integer"},
+        "memory_type": {"type": "string", "enum": list(MEMORY_TYPES)},
+        "session_id": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+NAMESPACE = {"type": "string", "minLength": 1, "maxLength": 200}
+NS = path_param("namespace", "A text namespace")
+UPSERT = operation(
+    "Add or replace text documents (creates the namespace)",
+    {"type": "object", "required": ["upserted_count"]},
+    request={
+        "type": "object",
+        "required": ["documents"],
+        "properties": {
+            "documents": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1000,
+                "items": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {
+                        "id": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "text": TEXT,
+                        "content": TEXT,
+                        "metadata": METADATA,
+                        "ttl_seconds": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
+            "model": {"type": "string"},
+        },
+    },
+    parameters=[NS],
+    tag="namespaces",
+)
+DELETE_IDS = operation(
+    "Delete documents by id",
+    {"type": "object", "required": ["deleted_count"]},
+    request={
+        "type": "object",
+        "required": ["ids"],
+        "properties": {"ids": {"type": "array", "items": {"type": "string"}}},
+    },
+    parameters=[NS],
+    tag="namespaces",
+)
+
+
+def exported(op: dict[str, Any]) -> dict[str, Any]:
+    """The export answers the file itself, in the format asked for."""
+    op["responses"]["200"] = {
+        "description": "The file",
+        "content": {
+            "application/x-ndjson": {},
+            "text/csv": {},
+            JSON: {"schema": {"type": "array"}},
+        },
+    }
+    return op
+
+
+def text_query(summary: str, field: str) -> dict[str, Any]:
+    return operation(
+        summary,
+        {"type": "object", "required": ["results"]},
+        request={
+            "type": "object",
+            "required": [field],
+            "properties": {
+                field: TEXT,
+                "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
+                "filter": {"type": "object"},
+                "include_text": {"type": "boolean"},
+                "vector_weight": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+        },
+        parameters=[NS],
+        tag="namespaces",
+        extra_statuses=("501",),
+    )
+
+
 PATHS: dict[str, Any] = {
     "/health": {
         "get": {
@@ -535,6 +626,269 @@ PATHS: dict[str, Any] = {
                     "memory_ids": {"type": "array", "items": {"type": "string"}},
                 },
             },
+        )
+    },
+    "/v1/memory/update/{memory_id}": {
+        "put": operation(
+            "Change a memory's content, metadata, type, importance or tags",
+            {
+                "type": "object",
+                "required": ["id", "memory"],
+                "properties": {"memory": ref("Memory")},
+            },
+            request={
+                "type": "object",
+                "minProperties": 1,
+                "properties": {
+                    "agent_id": AGENT_ID,
+                    "content": {**TEXT, "minLength": 1},
+                    "metadata": METADATA,
+                    "memory_type": {"type": "string", "enum": list(MEMORY_TYPES)},
+                    "importance": {"type": "number", "minimum": 0, "maximum": 1},
+                    "tags": {"type": "array", "items": TEXT},
+                },
+            },
+            parameters=[
+                path_param("memory_id", "A memory id"),
+                query_param("agent_id", AGENT_ID, "Its namespace (optional)"),
+            ],
+        )
+    },
+    "/v1/memory/importance": {
+        "post": operation(
+            "Set the importance of memories",
+            {"type": "object", "required": ["updated_count"]},
+            request={
+                "type": "object",
+                "required": ["agent_id", "importance"],
+                "properties": {
+                    "agent_id": AGENT_ID,
+                    "memory_id": {"type": "string"},
+                    "memory_ids": {"type": "array", "items": {"type": "string"}},
+                    "importance": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+            },
+        )
+    },
+    "/v1/memory/feedback": {
+        "post": operation(
+            "Feedback on a recalled memory: upvote x1.15, downvote x0.85, flag",
+            {"type": "object", "required": ["memory_id", "new_importance"]},
+            request={
+                "type": "object",
+                "required": ["agent_id", "memory_id"],
+                "properties": {
+                    "agent_id": AGENT_ID,
+                    "memory_id": {"type": "string"},
+                    "signal": {
+                        "type": "string",
+                        "enum": ["upvote", "downvote", "flag", "positive", "negative"],
+                    },
+                    "feedback": {"type": "string"},
+                },
+            },
+        )
+    },
+    "/v1/memory/consolidate": {
+        "post": operation(
+            "Merge exact and near-exact duplicates in a namespace (or the given memories)",
+            {"type": "object", "required": ["memories_removed", "groups", "dry_run"]},
+            request={
+                "type": "object",
+                "required": ["agent_id"],
+                "properties": {
+                    "agent_id": AGENT_ID,
+                    "memory_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
+                    "threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                    "target_type": {"type": "string", "enum": list(MEMORY_TYPES)},
+                    "dry_run": {"type": "boolean"},
+                },
+            },
+        )
+    },
+    "/v1/memories/recall/batch": {
+        "post": operation(
+            "Memories matching a filter, most important first (read-only)",
+            {"type": "object", "required": ["memories", "total"]},
+            request={
+                "type": "object",
+                "required": ["agent_id"],
+                "properties": {
+                    "agent_id": AGENT_ID,
+                    "filter": BATCH_FILTER,
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+            },
+        )
+    },
+    "/v1/memories/forget/batch": {
+        "delete": operation(
+            "Delete the memories matching a filter (at least one predicate)",
+            {"type": "object", "required": ["deleted_count"]},
+            request={
+                "type": "object",
+                "required": ["agent_id", "filter"],
+                "properties": {"agent_id": AGENT_ID, "filter": BATCH_FILTER},
+            },
+        )
+    },
+    "/v1/agents": {
+        "get": operation("Namespaces with memories or sessions", {"type": "array"}, tag="agents")
+    },
+    "/v1/agents/{agent_id}/stats": {
+        "get": operation(
+            "A namespace's counts",
+            {"type": "object", "required": ["agent_id", "total_memories"]},
+            parameters=[path_param("agent_id", "The namespace")],
+            tag="agents",
+        )
+    },
+    "/v1/agents/{agent_id}/memories": {
+        "get": operation(
+            "A namespace's memories, newest first",
+            {"type": "array", "items": ref("Memory")},
+            parameters=[
+                path_param("agent_id", "The namespace"),
+                query_param("memory_type", {"type": "string", "enum": list(MEMORY_TYPES)}, "Type"),
+                LIMIT,
+                OFFSET,
+                query_param(
+                    "content_preview_chars",
+                    {"type": "integer", "minimum": 1, "maximum": 10000},
+                    "Cut content to this length",
+                ),
+            ],
+            tag="agents",
+        )
+    },
+    "/v1/agents/{agent_id}/sessions": {
+        "get": operation(
+            "A namespace's sessions, newest first",
+            {"type": "array", "items": ref("Session")},
+            parameters=[
+                path_param("agent_id", "The namespace"),
+                query_param("active_only", {"type": "boolean"}, "Only sessions not ended"),
+                LIMIT,
+            ],
+            tag="agents",
+        )
+    },
+    "/v1/agents/{agent_id}/wake-up": {
+        "get": operation(
+            "The memories to start a session with: importance x recency",
+            {"type": "object", "required": ["agent_id", "memories"]},
+            parameters=[
+                path_param("agent_id", "The namespace"),
+                query_param("top_n", {"type": "integer", "minimum": 1, "maximum": 100}, "How many"),
+                query_param(
+                    "min_importance", {"type": "number", "minimum": 0, "maximum": 1}, "Floor"
+                ),
+            ],
+            tag="agents",
+        )
+    },
+    "/v1/export": {
+        "get": exported(
+            operation(
+                "A namespace's memories as a file",
+                {"type": "array"},
+                parameters=[
+                    query_param("agent_id", AGENT_ID, "The namespace"),
+                    query_param(
+                        "format",
+                        {"type": "string", "enum": ["jsonl", "csv", "mem0", "zep"]},
+                        "File format (jsonl by default)",
+                    ),
+                ],
+            )
+        )
+    },
+    "/v1/namespaces": {
+        "get": operation("Text namespaces", {"type": "object"}, tag="namespaces"),
+        "post": operation(
+            "Create a text namespace",
+            {"type": "object"},
+            request={
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": NAMESPACE,
+                    "dimension": {"type": "integer", "minimum": 1, "maximum": 65536},
+                    "distance": {"type": "string"},
+                    "index_type": {"type": "string"},
+                    "metadata": METADATA,
+                },
+            },
+            status="201",
+            extra_statuses=("409",),
+            tag="namespaces",
+        ),
+    },
+    "/v1/namespaces/{namespace}": {
+        "get": operation("A text namespace", {"type": "object"}, parameters=[NS], tag="namespaces"),
+        "put": operation(
+            "Create or check a text namespace",
+            {"type": "object"},
+            request={
+                "type": "object",
+                "properties": {
+                    "dimension": {"type": "integer", "minimum": 1, "maximum": 65536},
+                    "distance": {"type": "string"},
+                },
+            },
+            parameters=[NS],
+            tag="namespaces",
+        ),
+        "delete": operation(
+            "Delete a text namespace and its documents",
+            {"type": "object"},
+            parameters=[NS],
+            tag="namespaces",
+        ),
+    },
+    "/v1/namespaces/{namespace}/upsert-text": {"post": UPSERT},
+    "/v1/namespaces/{namespace}/fulltext/index": {"post": UPSERT},
+    "/v1/namespaces/{namespace}/query-text": {
+        "post": text_query("Rank documents for a text (lexical)", "text")
+    },
+    "/v1/namespaces/{namespace}/batch-query-text": {
+        "post": operation(
+            "Rank documents for several texts",
+            {"type": "object", "required": ["results"]},
+            request={
+                "type": "object",
+                "required": ["queries"],
+                "properties": {
+                    "queries": {"type": "array", "items": TEXT, "minItems": 1, "maxItems": 100},
+                    "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
+                    "filter": {"type": "object"},
+                },
+            },
+            parameters=[NS],
+            tag="namespaces",
+            extra_statuses=("501",),
+        )
+    },
+    "/v1/namespaces/{namespace}/hybrid": {
+        "post": text_query("Hybrid query (lexical only in embedded mode)", "text")
+    },
+    "/v1/namespaces/{namespace}/fulltext/search": {"post": text_query("Full-text search", "query")},
+    "/v1/namespaces/{namespace}/fulltext/stats": {
+        "get": operation("Index statistics", {"type": "object"}, parameters=[NS], tag="namespaces")
+    },
+    "/v1/namespaces/{namespace}/fulltext/delete": {"post": DELETE_IDS},
+    "/v1/namespaces/{namespace}/vectors/delete": {"post": DELETE_IDS},
+    "/v1/namespaces/{namespace}/vectors/bulk-delete": {
+        "post": operation(
+            "Delete the documents matching a metadata filter",
+            {"type": "object", "required": ["deleted_count"]},
+            request={
+                "type": "object",
+                "required": ["filter"],
+                "properties": {"filter": {"type": "object", "minProperties": 1}},
+            },
+            parameters=[NS],
+            tag="namespaces",
         )
     },
     "/api/v1/handoffs": {
