@@ -215,7 +215,7 @@ def test_health_checks_answer_other_methods_in_json(db, path):
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
-@pytest.mark.parametrize("path", ["/v1/memory/update/mem_1", "/v1/nope", "/api/v1/nope"])
+@pytest.mark.parametrize("path", ["/v1/memory/nope/mem_1", "/v1/nope", "/api/v1/nope"])
 def test_unknown_routes_check_the_key_first_then_answer_json_404(key, method, path):
     client = Client(enforce_csrf_checks=True)
     anonymous = client.generic(method, path, "{}", content_type="application/json")
