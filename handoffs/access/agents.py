@@ -104,18 +104,25 @@ class QueueAudience:
     gone_users: tuple[int, ...]
 
 
-def queue_audience(hop: Handoff, *, old_team: str | None = None) -> QueueAudience:
-    """Where this hop's queue row goes now, by the same rule as ``in_queue_of``."""
+def queue_audience(
+    hop: Handoff, *, old_team: str | None = None, old_user_id: int | None = None
+) -> QueueAudience:
+    """Where this hop's queue row goes now, by the same rule as ``in_queue_of``.
+
+    ``old_team`` / ``old_user_id``: where it was before a reassign (they drop it).
+    """
     team = hop.team.slug if hop.team_id is not None else None
     teams = tuple(sorted({t for t in (team, old_team) if t}))
     assignee = hop.assigned_to.user_id if hop.assigned_to_id is not None else None
     if hop.status != Status.WAITING or team is None:
-        return QueueAudience(None, None, False, teams, (assignee,) if assignee else ())
+        users = tuple(sorted({u for u in (assignee, old_user_id) if u}))
+        return QueueAudience(None, None, False, teams, users)
+    old_users = (old_user_id,) if old_user_id and old_user_id != assignee else ()
     if assignee is not None:
         # Off the team's screens (it may have been there before a reassign), onto the
         # assignee's and the supervisors'.
-        return QueueAudience(None, assignee, True, teams, ())
-    return QueueAudience(team, None, False, tuple(t for t in teams if t != team), ())
+        return QueueAudience(None, assignee, True, teams, old_users)
+    return QueueAudience(team, None, False, tuple(t for t in teams if t != team), old_users)
 
 
 # ---------------------------------------------------------------- conversations
