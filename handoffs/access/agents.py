@@ -119,9 +119,9 @@ def queue_audience(
         return QueueAudience(None, None, False, teams, users)
     old_users = (old_user_id,) if old_user_id and old_user_id != assignee else ()
     if assignee is not None:
-        # Off the team's screens (it may have been there before a reassign), onto the
-        # assignee's and the supervisors'.
-        return QueueAudience(None, assignee, True, teams, old_users)
+        # Onto the assignee's and the supervisors' screens; off the team's only if it
+        # was there (before a reassign): a new assigned hop never rang the team.
+        return QueueAudience(None, assignee, True, teams if old_team else (), old_users)
     return QueueAudience(team, None, False, tuple(t for t in teams if t != team), old_users)
 
 
@@ -222,6 +222,8 @@ def why_not(agent: Agent | None, hop: Handoff | None) -> str:
         return f"This conversation is now {_name(hop.accepted_by)}'s."
     if hop.status == Status.WAITING and hop.assigned_to_id not in (None, agent.pk):
         return f"This handoff was assigned to {_name(hop.assigned_to)}."
+    if hop.status == Status.WAITING and in_queue_of(agent, hop):
+        return "This conversation went back to the queue."
     if hop.status == Status.WAITING:
         return "This handoff is no longer in your queues."
     return f"This handoff is {hop.get_status_display().lower()}."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth import get_user_model
 from django.template.loader import render_to_string
 
 from ..models import Agent
@@ -15,7 +16,8 @@ from . import floor
 @database_sync_to_async
 def _supervisor_for(user, *, fresh: bool = False) -> Agent | None:
     if fresh and user is not None and user.is_authenticated:
-        user = type(user).objects.filter(pk=user.pk).first()  # role or staff may have changed
+        # Role, staff or active may have changed since the socket opened.
+        user = get_user_model().objects.filter(pk=user.pk).first()
     return floor.supervisor_of(user)
 
 

@@ -17,6 +17,7 @@ def origin_allowed(scope: dict) -> bool:
 
     return origin_allowed(scope)
 
+
 HOST = b"127.0.0.1:8000"
 
 
