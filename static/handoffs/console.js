@@ -118,7 +118,8 @@
     if (code === 4401) { window.location.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname); return; }
     if (code === 4403) {  // refused, or a right ended: the reason was pushed just before
       setLive("offline", "Access ended");
-      $all("#composer, .endings, #handoff-status form").forEach(function (el) { el.remove(); });
+      // What only the owner may use goes (the customer link too: it reads and writes the chat).
+      $all("#composer, .endings, #handoff-status form, .customer-link").forEach(function (el) { el.remove(); });
       return;
     }
     if (code === 4410) { setLive("offline", "Ended"); return; }  // closed: don't reconnect

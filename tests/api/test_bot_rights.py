@@ -331,3 +331,18 @@ def test_admin_moves_a_conversation_to_another_bot(admin_client, client, two_bot
     assert client.get(f"/api/v1/handoffs/{handoff['id']}", **bearer(new_key)).status_code == 200
     assert client.get(f"/api/v1/handoffs/{handoff['id']}", **bearer(owner_key)).status_code == 404
     assert old.pk != new.pk
+
+
+def test_the_dakera_sdk_raises_authorization_error_for_a_narrow_key(live_server_url, teams):
+    """The unmodified SDK maps the 403s to ``AuthorizationError`` with Dakera's codes."""
+    import dakera
+
+    _, key = bot_create(name="reader-bot", scope="read", namespaces=["user-*"])
+    client = dakera.DakeraClient(live_server_url, api_key=key, max_retries=1, timeout=10)
+    assert client.recall("user-dave", "refund", top_k=3) is not None
+    with pytest.raises(dakera.AuthorizationError) as denied:
+        client.store_memory("user-dave", "a read key cannot store")
+    assert denied.value.code == dakera.ErrorCode.INSUFFICIENT_SCOPE
+    with pytest.raises(dakera.AuthorizationError) as denied:
+        client.recall("vip-erin", "card")
+    assert denied.value.code == dakera.ErrorCode.NAMESPACE_ACCESS_DENIED
