@@ -96,10 +96,12 @@ def handoff_card(*, handoff: Handoff, until: datetime | None = None) -> HandoffC
         card.context_error = f"context unavailable, retrying ({exc.message})"
         return card
     if until is not None:
-        cutoff = until.timestamp()
+        # Memory times are whole seconds: anything from the closing second on is hidden
+        # (the console's own transcript still shows what was said before the handover).
+        cutoff = int(until.timestamp())
 
         def before(m: dict[str, Any]) -> bool:  # undated memories are not shown either
-            return (m.get("created_at") or float("inf")) <= cutoff
+            return (m.get("created_at") or float("inf")) < cutoff
 
         found["memories"] = [hit for hit in found["memories"] if before(hit["memory"])]
         transcript = [m for m in transcript if before(m)]

@@ -119,7 +119,12 @@ def test_the_former_owner_reads_up_to_the_handover_only(people):
     say(hop, alice, "Alice-note-before", note=True)
     nxt = transfer_to_bob(hop, alice)
     handoff_accept(handoff_id=nxt.pk, agent=bob)
-    say(nxt, bob, "Bob-note-after: card flagged for fraud", note=True)
+    say(
+        nxt,
+        bob,
+        "Bob-note-after: customer charged twice for one order, flagged for fraud",
+        note=True,
+    )
     say(nxt, None, "Customer-after: thanks Bob")
 
     client = factories.logged_in(alice)
