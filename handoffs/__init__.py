@@ -9,6 +9,7 @@ import-linter, ``make lint``; the contracts are in ``pyproject.toml``)::
     lifecycle                           every write of a hop and its conversation
     realtime | delivery                 group names and broadcasts | outboxes and worker
     memory                              the memory store (embedded, remote) and its wire API
+    access                              who may see and do what (bots' keys, people's rights)
     models | pages                      the tables | what every page shares
 
 ``|`` separates packages of one layer that must not import each other. Where a lower

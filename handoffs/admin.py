@@ -104,15 +104,22 @@ class BotAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "key_prefix",
+        "scope",
+        "namespace_list",
         "callback_url",
         "created_at",
         "last_used_at",
         "revoked_at",
     ]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_filter = ["scope", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "key_prefix", "callback_url"]
     readonly_fields = ["key_prefix", "created_at", "last_used_at"]
+    fields = ["name", "scope", "namespaces", "callback_url", "revoked_at", *readonly_fields]
     actions = ["revoke_keys"]
+
+    @admin.display(description="Namespaces")
+    def namespace_list(self, obj: Bot) -> str:
+        return obj.namespaces or "all"
 
     def save_model(self, request: HttpRequest, obj: Bot, form, change: bool) -> None:
         raw_key = None
@@ -226,6 +233,26 @@ class ConversationAdmin(admin.ModelAdmin):
     search_fields = ["customer", "customer_name", "public_id"]
     readonly_fields = ["public_id", "token", "last_seq"]
     inlines = [MessageInline]
+
+    def save_model(self, request: HttpRequest, obj: Conversation, form, change: bool) -> None:
+        """Moving a conversation to another bot (its owner) is audited with who did it."""
+        before = Conversation.objects.filter(pk=obj.pk).values_list("bot__name", flat=True)
+        old_bot = before.first() if change else None
+        super().save_model(request, obj, form, change)
+        if change and "bot" in form.changed_data:
+            username = request.user.get_username()
+            Event.objects.create(
+                handoff=obj.hops.order_by("-created_at", "-pk").first(),
+                kind="conversation.bot_changed",
+                actor=f"human:{username}",
+                data={
+                    "conversation": str(obj.public_id),
+                    "from_bot": old_bot,
+                    "to_bot": obj.bot.name if obj.bot else None,
+                    "by": username,
+                    "via": "admin",
+                },
+            )
 
 
 @admin.register(Message)

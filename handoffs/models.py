@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 
@@ -105,6 +106,33 @@ def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+class Scope(models.TextChoices):
+    """A key's reach, as Dakera's keys have it: each includes the ones before it."""
+
+    READ = "read", "Read (recall, search, get, list)"
+    WRITE = "write", "Write (also store, forget, start and end sessions, hand off)"
+    ADMIN = "admin", "Admin (everything a key can do)"
+
+
+NAMESPACE_PATTERN_RE = r"^[A-Za-z0-9_.*?\[\]!-]{1,241}$"
+
+
+def split_namespaces(value: str) -> list[str]:
+    """A key's namespace allowlist as a list of glob patterns (commas or whitespace)."""
+    return [part for part in re.split(r"[\s,]+", value or "") if part]
+
+
+def validate_namespaces(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    bad = [p for p in split_namespaces(value) if not re.match(NAMESPACE_PATTERN_RE, p)]
+    if bad:
+        raise ValidationError(
+            f"not a namespace pattern: {', '.join(bad)} (letters, digits, _ . - and the "
+            "glob characters * ? [ ] !)"
+        )
+
+
 class Bot(models.Model):
     """An API client (a bot) with a hashed key: SHA-256 plus a lookup prefix.
 
@@ -119,6 +147,21 @@ class Bot(models.Model):
     key_prefix = models.CharField(max_length=LOOKUP_LENGTH, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
     callback_url = models.URLField(blank=True, help_text="Where webhooks are delivered.")
+    scope = models.CharField(
+        max_length=8,
+        choices=Scope.choices,
+        default=Scope.WRITE,
+        help_text="read ⊂ write ⊂ admin. A read key recalls and searches but never stores, "
+        "forgets, ends sessions or hands off.",
+    )
+    namespaces = models.CharField(
+        max_length=2000,
+        blank=True,
+        default="",
+        validators=[validate_namespaces],
+        help_text="Customer namespaces (agent_id) this key may touch: glob patterns separated "
+        "by commas, e.g. user-*, acme-?. Empty means every namespace.",
+    )
     webhook_secret = models.CharField(max_length=64, editable=False, default="")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -143,6 +186,10 @@ class Bot(models.Model):
         if not self.webhook_secret:
             self.webhook_secret = secrets.token_hex(32)
         return raw_key
+
+    @property
+    def namespace_patterns(self) -> list[str]:
+        return split_namespaces(self.namespaces)
 
     def check_key(self, raw_key: str) -> bool:
         return hmac.compare_digest(self.key_hash, hash_key(raw_key))
@@ -175,7 +222,14 @@ class Conversation(models.Model):
     customer = models.CharField(max_length=241, db_index=True)
     customer_name = models.CharField(max_length=200, blank=True)
     bot = models.ForeignKey(
-        Bot, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+        Bot,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="conversations",
+        help_text="The bot that owns it (the one that started it): only this bot gets its "
+        "customer link, its handoffs by id and its conversation API. Change it here to move "
+        "the conversation to another bot.",
     )
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.WEB)
     bot_muted = models.BooleanField(default=False)

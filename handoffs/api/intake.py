@@ -11,7 +11,9 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 
+from ..access import bots as bot_rights
 from ..lifecycle import estimate, intake, messages
+from ..lifecycle.errors import HandoffError
 from ..memory.base import (
     MAX_JSON_INT,
     MemoryValidationError,
@@ -19,7 +21,14 @@ from ..memory.base import (
     validate_content,
     validate_importance,
 )
-from ..memory.http import bot_api, error_response, json_body, query_int, string_field
+from ..memory.http import (
+    bot_api,
+    bot_namespace,
+    error_response,
+    json_body,
+    query_int,
+    string_field,
+)
 from ..models import Conversation, Handoff, IdempotencyRecord, Sender
 
 INTAKE_FIELDS = {
@@ -122,10 +131,21 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> JsonResponse:
     return response
 
 
-@bot_api(("POST",))
+class HandoffOwnedElsewhere(HandoffError):
+    status = 409
+    code = "HANDOFF_OWNED_BY_ANOTHER_BOT"
+
+
+@bot_api(("POST",), scope="write")
 def handoff_create(request: HttpRequest) -> JsonResponse:
-    """Create a handoff; 201 when new, 200 with ``created: false`` when already recorded."""
+    """Create a handoff; 201 when new, 200 with ``created: false`` when already recorded.
+
+    The same handoff already recorded for another bot's conversation is a 409
+    ``HANDOFF_OWNED_BY_ANOTHER_BOT`` with no handoff in it: its customer link and
+    conversation belong to that bot.
+    """
     data = json_body(request)
+    bot_namespace(request, data.get("customer"))
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > 255:
         raise MemoryValidationError("Idempotency-Key is longer than 255 characters")
@@ -140,6 +160,11 @@ def handoff_create(request: HttpRequest) -> JsonResponse:
     try:
         with transaction.atomic():
             result = intake.handoff_intake(bot=request.bot, **fields)
+            if not result.created and not bot_rights.owns_handoff(request.bot, result.handoff):
+                raise HandoffOwnedElsewhere(
+                    "this handoff was already recorded by another bot; its conversation "
+                    "is not yours to use"
+                )
             status = 201 if result.created else 200
             body = {"handoff": handoff_json(result.handoff), "created": result.created}
             if key:
@@ -157,34 +182,37 @@ def handoff_create(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=status)
 
 
-@bot_api(("GET",))
+@bot_api(("GET",), scope="read")
 def handoff_detail(request: HttpRequest, public_id: str) -> JsonResponse:
+    """A handoff of this bot's (another bot's is a 404, as if it didn't exist)."""
     handoff = (
-        Handoff.objects.select_related("team", "accepted_by__user")
+        Handoff.objects.select_related("team", "accepted_by__user", "conversation")
         .filter(public_id=public_id)
         .first()
     )
-    if handoff is None:
+    if handoff is None or not bot_rights.owns_handoff(request.bot, handoff):
         return error_response(
             404, f"handoff {public_id} not found", "NOT_FOUND", resource="handoff"
         )
+    bot_namespace(request, handoff.customer)
     return JsonResponse({"handoff": handoff_json(handoff)})
 
 
-@bot_api(("GET", "POST"))
+@bot_api(("GET", "POST"), scope={"GET": "read", "POST": "write"})
 def conversation_messages(request: HttpRequest, public_id: str) -> JsonResponse:
     """The API channel: a bot relays customer messages (and speaks when not muted).
 
     POST ``{"client_id", "body", "sender": "customer" | "bot"}``: 201 new, 200 replayed
     (same ``client_id``), 409 ``BOT_MUTED`` for a bot message while a human owns the
     conversation, 410 once it is closed. GET ``?after=<seq>`` lists public messages.
-    Only the bot that created the conversation may use it (others get 404).
+    Only the bot that owns the conversation may use it (others get 404).
     """
-    conversation = Conversation.objects.filter(public_id=public_id, bot=request.bot).first()
-    if conversation is None:
+    conversation = Conversation.objects.filter(public_id=public_id).first()
+    if conversation is None or not bot_rights.owns_conversation(request.bot, conversation):
         return error_response(
             404, f"conversation {public_id} not found", "NOT_FOUND", resource="conversation"
         )
+    bot_namespace(request, conversation.customer)
     if request.method == "GET":
         after = query_int(request, "after", 0, MAX_JSON_INT)
         rows = conversation.messages.exclude(sender=Sender.NOTE).filter(seq__gt=after)

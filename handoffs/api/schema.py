@@ -37,6 +37,7 @@ def body(schema: dict[str, Any], description: str = "") -> dict[str, Any]:
 ERRORS = {
     "400": body(ref("Error"), "Invalid request: the message names the field"),
     "401": body(ref("AuthError"), "Missing, wrong or revoked API key"),
+    "403": body(ref("Error"), "The key's scope or namespace allowlist does not cover this"),
     "404": body(ref("Error"), "Unknown resource (or one that belongs to another bot)"),
     "405": body(ref("Error"), "Method not allowed (see the Allow header)"),
     "413": body(ref("Error"), "Payload too large"),
@@ -46,7 +47,7 @@ ERRORS = {
 
 
 def errors(*extra: str) -> dict[str, Any]:
-    codes = ["400", "401", "404", "405", "413", "429", "503", *extra]
+    codes = ["400", "401", "403", "404", "405", "413", "429", "503", *extra]
     responses = {code: ERRORS[code] for code in codes if code in ERRORS}
     for code in extra:
         responses.setdefault(code, body(ref("Error"), "See the error code"))
@@ -915,7 +916,7 @@ PATHS: dict[str, Any] = {
             ],
             status="201",
             more={"200": body({"type": "object"}, "Already recorded (created: false)")},
-            extra_statuses=("422",),
+            extra_statuses=("409", "422"),
             tag="handoffs",
         )
     },

@@ -3,6 +3,13 @@
 Thin: reject before accept, join groups, forward pre-rendered HTML. On every
 (re)connect the client gets a fresh snapshot from the database, so an event lost while
 the socket was down can never leave stale rows on screen.
+
+Rights come from ``access.agents``, asked when a socket opens and again whenever
+``rights.changed`` rings it (its user's teams or role changed, or its hop changed hands):
+a queue socket then moves to its new groups and resyncs; a card or conversation socket
+the agent may no longer watch pushes the reason ("This conversation was passed to
+Bob ...") and closes with ``CLOSE_FORBIDDEN``; reconnecting is refused the same way.
+Logout and deactivation close every socket of the user (``session.logout``).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from channels.db import database_sync_to_async
 from django.core.cache import cache
 from django.template.loader import render_to_string
 
+from ..access import agents as rights
 from ..lifecycle.presence import AWAY_KEY, agent_set_presence
 from ..models import Agent, Message, Presence
 from ..realtime import broadcast
@@ -29,7 +37,12 @@ AWAY_MEMORY_SECS = 300
 
 @database_sync_to_async
 def _agent_for(user) -> Agent | None:
-    return Agent.objects.select_related("user").filter(user=user).first()
+    return Agent.objects.select_related("user").filter(user=user, user__is_active=True).first()
+
+
+@database_sync_to_async
+def _fresh_agent(agent_id: int) -> Agent | None:
+    return Agent.objects.select_related("user").filter(pk=agent_id).first()
 
 
 @database_sync_to_async
@@ -94,6 +107,45 @@ class AgentConsumer(ForwardingConsumer):
         if self.agent is not None and getattr(self, "groups_joined", None):
             await _socket_closed(self.agent)
 
+    RESYNC_ON_RIGHTS_CHANGED = False
+
+    async def rights_changed(self, event: dict) -> None:
+        """Re-ask ``access.agents``: move to the groups now allowed, or end the socket."""
+        if self.ended or self.agent is None:
+            return
+        agent = await _fresh_agent(self.agent.pk)
+        if agent is None or not agent.user.is_active:
+            await self.end("Your console access ended.", code=CLOSE_UNAUTHENTICATED)
+            return
+        groups = await self.groups_for(agent)
+        if groups is None:
+            await self.end(await self.reason_for(agent))
+            return
+        self.agent = agent
+        wanted = [broadcast.user_group(agent.user_id), *groups]
+        for group in set(self.groups_joined) - set(wanted):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        for group in set(wanted) - set(self.groups_joined):
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined = wanted
+        if self.RESYNC_ON_RIGHTS_CHANGED:
+            snapshot = await self.snapshot(agent)
+            if snapshot:
+                await self.send(text_data=snapshot)
+
+    async def reason_for(self, agent: Agent) -> str:
+        return "Your access to this page ended."
+
+    async def end(self, reason: str, *, code: int = CLOSE_FORBIDDEN) -> None:
+        """The right that opened this socket ended: leave every group, say why, close."""
+        self.ended = True
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.send(
+            text_data=render_to_string("handoffs/_access_ended.html", {"reason": reason})
+        )
+        await self.close(code=code)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Clients only listen on these sockets; anything they send is ignored."""
 
@@ -104,33 +156,46 @@ class AgentConsumer(ForwardingConsumer):
         return ""
 
     async def session_logout(self, event: dict) -> None:
+        self.ended = True  # nothing more reaches it, even before the close completes
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def queue_update(self, event: dict) -> None:
-        await self.send(text_data=event["html"])
+        if not self.ended:
+            await self.send(text_data=event["html"])
 
     async def card_update(self, event: dict) -> None:
-        await self.send(text_data=event["html"])
+        if not self.ended:
+            await self.send(text_data=event["html"])
 
     async def user_notice(self, event: dict) -> None:
-        await self.send(text_data=event["html"])
+        if not self.ended:
+            await self.send(text_data=event["html"])
 
 
 class QueueConsumer(AgentConsumer):
-    """The live queue: one group per team the agent serves (all teams for supervisors)."""
+    """The live queue: one group per team the agent serves (all teams for supervisors),
+    the rows assigned to them personally, and (supervisors) every assigned row."""
+
+    RESYNC_ON_RIGHTS_CHANGED = True
 
     @database_sync_to_async
     def groups_for(self, agent: Agent) -> list[str]:
-        return [
+        groups = [
             broadcast.queue_group(slug)
             for slug in selectors.teams_for(agent).values_list("slug", flat=True)
         ]
+        groups.append(broadcast.assigned_queue_group(agent.user_id))
+        if rights.sees_every_queue(agent):
+            groups.append(broadcast.SUPERVISOR_QUEUE)
+        return groups
 
     @database_sync_to_async
     def snapshot(self, agent: Agent) -> str:
         return render_to_string(
             "handoffs/desk/queue.html#queue-rows",
-            {"handoffs": selectors.queue_for_agent(agent=agent), "oob": True},
+            {"handoffs": selectors.queue_for_agent(agent=agent), "oob": True, "agent": agent},
         )
 
 
@@ -149,31 +214,53 @@ class HandoffConsumer(AgentConsumer):
         handoff = selectors.visible_handoff(
             agent=agent, handoff_id=self.scope["url_route"]["kwargs"]["pk"]
         )
+        if handoff is None:
+            return ""
         return render_to_string(
             "handoffs/desk/card.html#status-oob",
-            {"handoff": handoff, "can_accept": handoff.status == "waiting"},
+            {"handoff": handoff, "can_accept": rights.may_accept(agent, handoff)},
         )
+
+    @database_sync_to_async
+    def reason_for(self, agent: Agent) -> str:
+        handoff = selectors.handoff_for(handoff_id=self.scope["url_route"]["kwargs"]["pk"])
+        return rights.why_not(agent, handoff)
 
 
 class ConversationConsumer(AgentConsumer):
-    """The agent's side of a chat: messages (notes included) and the customer typing."""
+    """The agent's side of a chat: messages (notes included) and the customer typing.
+
+    Only a live view (the owner, a supervisor) opens; each message frame is admitted by
+    that view (``ConversationView.admits``), so nothing of a later hop reaches an owner
+    even before their ``rights.changed`` arrives."""
 
     conversation_id: int | None = None
+    view: rights.ConversationView | None = None
 
     @database_sync_to_async
     def groups_for(self, agent: Agent) -> list[str] | None:
-        handoff = selectors.visible_handoff(
-            agent=agent, handoff_id=self.scope["url_route"]["kwargs"]["pk"]
-        )
-        if handoff is None or handoff.conversation_id is None:
+        handoff = selectors.handoff_for(handoff_id=self.scope["url_route"]["kwargs"]["pk"])
+        view = rights.conversation_view(agent, handoff) if handoff else None
+        if view is None or not view.live or handoff.conversation_id is None:
             return None
-        if handoff.accepted_by_id != agent.pk and not agent.is_supervisor:
-            return None
+        self.view = view
         self.conversation_id = handoff.conversation_id
         return [
             broadcast.agents_group(handoff.conversation_id),
             broadcast.handoff_group(handoff.pk),
         ]
+
+    @database_sync_to_async
+    def reason_for(self, agent: Agent) -> str:
+        handoff = selectors.handoff_for(handoff_id=self.scope["url_route"]["kwargs"]["pk"])
+        return rights.why_not(agent, handoff)
+
+    def admits(self, message: dict) -> bool:
+        if message["type"] != "chat.message":
+            return True
+        return self.view is not None and self.view.admits(
+            handoff_id=message.get("handoff_id"), seq=message.get("seq")
+        )
 
     @database_sync_to_async
     def snapshot(self, agent: Agent) -> str:
@@ -184,12 +271,19 @@ class ConversationConsumer(AgentConsumer):
         )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if is_typing(text_data) and self.conversation_id is not None and self.typing_allowed():
+        if (
+            is_typing(text_data)
+            and self.conversation_id is not None
+            and not self.ended
+            and self.typing_allowed()
+        ):
             name = self.agent.user.first_name or "Your support agent"
             await broadcast.typing(conversation_id=self.conversation_id, who="agent", label=name)
 
     async def chat_message(self, event: dict) -> None:
-        await self.send(text_data=event["html"])
+        if not self.ended and self.admits(event):
+            await self.send(text_data=event["html"])
 
     async def chat_typing(self, event: dict) -> None:
-        await self.send(text_data=event["html"])
+        if not self.ended:
+            await self.send(text_data=event["html"])

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
+from ..access import agents as rights
 from ..delivery import outbox
 from ..lifecycle import estimate
 from ..memory import get_store
 from ..memory.base import MemoryError as StoreError
 from ..memory.base import is_auto_summary, is_derived
-from ..models import Agent, Conversation, Handoff, Sender, Status, Team
+from ..models import Agent, Conversation, Handoff, Sender, Team
 
 FACT_TYPES = {"context", "account", "fact", "profile", "customer_profile"}
 
@@ -24,37 +26,39 @@ def teams_for(agent: Agent) -> QuerySet[Team]:
 
 
 def queue_for_agent(*, agent: Agent) -> list[Handoff]:
-    """Waiting handoffs in the agent's teams: most urgent, most important, longest wait."""
-    qs = Handoff.objects.filter(status=Status.WAITING, team__in=teams_for(agent))
-    if not agent.is_supervisor:
-        qs = qs.filter(Q(assigned_to=None) | Q(assigned_to=agent))
+    """The agent's queue (``access.agents.queue_filter``): most urgent, most important,
+    longest wait."""
+    qs = Handoff.objects.filter(rights.queue_filter(agent))
     return list(
-        qs.select_related("team").order_by("-urgency_rank", "-importance", "created_at", "pk")
+        qs.select_related("team", "assigned_to__user").order_by(
+            "-urgency_rank", "-importance", "created_at", "pk"
+        )
+    )
+
+
+def handoff_for(*, handoff_id: int) -> Handoff | None:
+    return (
+        Handoff.objects.select_related("team", "accepted_by__user", "assigned_to__user")
+        .filter(pk=handoff_id)
+        .first()
     )
 
 
 def visible_handoff(*, agent: Agent, handoff_id: int) -> Handoff | None:
-    """The handoff if this agent may see it (its team, or any for supervisors)."""
-    handoff = (
-        Handoff.objects.select_related("team", "accepted_by__user").filter(pk=handoff_id).first()
-    )
-    if handoff is None:
+    """The handoff if this agent may see its card now (``access.agents.may_view_handoff``)."""
+    handoff = handoff_for(handoff_id=handoff_id)
+    if handoff is None or not rights.may_view_handoff(agent, handoff):
         return None
-    if agent.is_supervisor:
-        return handoff
-    if handoff.team_id and agent.teams.filter(pk=handoff.team_id).exists():
-        return handoff
-    if handoff.accepted_by_id == agent.pk:
-        return handoff
-    return None
+    return handoff
 
 
-def chain_of(handoff: Handoff) -> list[Handoff]:
-    """Every hop of this handoff's issue, first to last."""
+def chain_of(handoff: Handoff, *, until: datetime | None = None) -> list[Handoff]:
+    """Every hop of this handoff's issue, first to last (those made by ``until``)."""
+    hops = Handoff.objects.filter(chain_id=handoff.chain_id)
+    if until is not None:
+        hops = hops.filter(created_at__lte=until)
     return list(
-        Handoff.objects.filter(chain_id=handoff.chain_id)
-        .select_related("team", "accepted_by__user")
-        .order_by("hop_index", "created_at")
+        hops.select_related("team", "accepted_by__user").order_by("hop_index", "created_at")
     )
 
 
@@ -69,14 +73,15 @@ class HandoffCard:
     context_error: str = ""
 
 
-def handoff_card(*, handoff: Handoff) -> HandoffCard:
+def handoff_card(*, handoff: Handoff, until: datetime | None = None) -> HandoffCard:
     """What the receiving human reads: the summary first, then recalled context, facts,
     the bot's session in order, and the chain of earlier hops.
 
     Derived memories (a real Dakera's ``dakera-curated`` sentences), auto-summaries and
-    duplicates of anything already shown are hidden.
+    duplicates of anything already shown are hidden. With ``until`` (a former owner's
+    read-only view) nothing stored or handed over after that moment is shown.
     """
-    card = HandoffCard(handoff=handoff, chain=chain_of(handoff))
+    card = HandoffCard(handoff=handoff, chain=chain_of(handoff, until=until))
     outbox.kicker.settle(conversation_id=handoff.conversation_id)
     store = get_store()
     try:
@@ -90,6 +95,16 @@ def handoff_card(*, handoff: Handoff) -> HandoffCard:
         # The card still shows the console's own snapshot; the next load searches again.
         card.context_error = f"context unavailable, retrying ({exc.message})"
         return card
+    if until is not None:
+        # Memory times are whole seconds: anything from the closing second on is hidden
+        # (the console's own transcript still shows what was said before the handover).
+        cutoff = int(until.timestamp())
+
+        def before(m: dict[str, Any]) -> bool:  # undated memories are not shown either
+            return (m.get("created_at") or float("inf")) < cutoff
+
+        found["memories"] = [hit for hit in found["memories"] if before(hit["memory"])]
+        transcript = [m for m in transcript if before(m)]
     card.bot_transcript = [
         m
         for m in transcript

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from ..access import agents as rights
 from ..lifecycle import accept, endings
 from ..lifecycle.errors import HandoffError
 from ..lifecycle.messages import message_post
@@ -57,11 +58,15 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _card_context(request: HtmxHttpRequest, handoff: Handoff) -> dict:
+    # A hop the agent no longer owns (closed) is shown as it was when they closed it.
+    former = not rights.sees_every_queue(request.agent) and handoff.status in rights.CLOSED
+    until = handoff.closed_at if former else None
     return {
         "agent": request.agent,
         "handoff": handoff,
-        "card": selectors.handoff_card(handoff=handoff),
-        "can_accept": handoff.status == Status.WAITING,
+        "card": selectors.handoff_card(handoff=handoff, until=until),
+        "can_accept": rights.may_accept(request.agent, handoff),
+        "read_only_reason": rights.why_not(request.agent, handoff) if former else "",
     }
 
 
@@ -71,7 +76,7 @@ def handoff_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     handoff = selectors.visible_handoff(agent=request.agent, handoff_id=pk)
     if handoff is None:
         raise Http404("No such handoff in your queues.")
-    if handoff.status == Status.ACCEPTED and handoff.accepted_by_id == request.agent.pk:
+    if handoff.accepted_by_id == request.agent.pk and handoff.status != Status.WAITING:
         return redirect("conversation", pk=pk)
     return render(request, "handoffs/desk/handoff.html", _card_context(request, handoff))
 
@@ -88,34 +93,40 @@ def handoff_accept(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect("conversation", pk=pk)
 
 
-def _conversation_hop(request: HtmxHttpRequest, pk: int) -> Handoff:
-    """The hop if this agent owns it (or is a supervisor); 404 otherwise."""
-    handoff = selectors.visible_handoff(agent=request.agent, handoff_id=pk)
-    if handoff is None or (
-        handoff.accepted_by_id != request.agent.pk and not request.agent.is_supervisor
-    ):
+def _conversation_hop(request: HtmxHttpRequest, pk: int) -> tuple[Handoff, rights.ConversationView]:
+    """The hop and this agent's view of its conversation (``access.agents``); 404 if none."""
+    handoff = selectors.handoff_for(handoff_id=pk)
+    view = rights.conversation_view(request.agent, handoff) if handoff else None
+    if view is None:
         raise Http404("No such conversation.")
-    return handoff
+    return handoff, view
 
 
 @require_GET
 @agent_required
 def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    handoff = _conversation_hop(request, pk)
+    handoff, view = _conversation_hop(request, pk)
     context = _card_context(request, handoff)
     conversation = handoff.conversation
-    owner = handoff.accepted_by_id == request.agent.pk and handoff.status == Status.ACCEPTED
-    transcript = list(conversation.messages.order_by("seq")) if conversation else []
+    messages_ = conversation.messages.order_by("seq") if conversation else None
+    if messages_ is not None and view.until_seq is not None:
+        messages_ = messages_.filter(seq__lte=view.until_seq)
+    transcript = list(messages_) if messages_ is not None else []
     context.update(
         conversation=conversation,
         chat_messages=transcript,
-        owner=owner,
+        owner=view.may_write,
+        live=view.live,
         agent_has_spoken=any(m.sender == Sender.AGENT for m in transcript),
         suggestion=selectors.suggested_first_message(handoff=handoff, agent=request.agent),
-        trend=selectors.sentiment_trend(conversation, handoff) if conversation else {},
+        # The customer's link (which reads and writes the chat) and the live trend are
+        # for those who still follow the conversation, never a former owner.
+        trend=selectors.sentiment_trend(conversation, handoff)
+        if conversation and view.live
+        else {},
         customer_url=(
             request.build_absolute_uri(reverse("customer-chat", args=[conversation.token]))
-            if conversation
+            if conversation and view.live
             else ""
         ),
         all_teams=Team.objects.exclude(pk=handoff.team_id),
@@ -127,9 +138,12 @@ def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @agent_required
 def conversation_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    handoff = _conversation_hop(request, pk)
+    handoff, view = _conversation_hop(request, pk)
     if handoff.conversation is None:
         raise Http404("No conversation.")
+    if not view.may_write:
+        reason = rights.why_not(request.agent, handoff) or "You don't own this conversation."
+        return flash(request, reason, status=404)
     sender = Sender.NOTE if request.POST.get("note") else Sender.AGENT
     try:
         result = message_post(

@@ -5,19 +5,13 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from ..access import agents as rights
 from ..memory import get_store
 from ..memory.base import MemoryError as StoreError
 from ..models import Agent, Event, Handoff, Status
 from ..realtime import broadcast
 from .errors import AgentAtCapacity, HandoffConflict, HandoffNotFound
 from .messages import on_accepted
-
-
-def can_see(agent: Agent, handoff: Handoff) -> bool:
-    """Supervisors see every team; agents see their own teams' handoffs."""
-    if agent.is_supervisor:
-        return True
-    return handoff.team_id is not None and agent.teams.filter(pk=handoff.team_id).exists()
 
 
 def open_conversations(agent: Agent) -> int:
@@ -35,10 +29,15 @@ def handoff_accept(*, handoff_id: int, agent: Agent) -> Handoff:
     now = timezone.now()
     with transaction.atomic():
         handoff = Handoff.objects.select_related("team").filter(pk=handoff_id).first()
-        if handoff is None or handoff.team_id is None or not can_see(agent, handoff):
+        if handoff is None or handoff.team_id is None:
             raise HandoffNotFound("no such handoff in your queues")
-        if handoff.assigned_to_id not in (None, agent.pk) and not agent.is_supervisor:
-            raise HandoffNotFound("this handoff was transferred to another agent")
+        if not rights.may_accept(agent, handoff):
+            in_team = rights.sees_every_queue(agent) or rights.serves_team(agent, handoff.team_id)
+            if not in_team:
+                raise HandoffNotFound("no such handoff in your queues")
+            if handoff.status == Status.WAITING:  # assigned to someone else
+                raise HandoffNotFound("this handoff was transferred to another agent")
+            # Not waiting any more: the conditional UPDATE below says who won.
         # Lock the agent row so two accepts by the same agent can't both pass capacity.
         Agent.objects.select_for_update().filter(pk=agent.pk).first()
         if open_conversations(agent) >= agent.capacity:

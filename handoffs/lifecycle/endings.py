@@ -312,10 +312,12 @@ def handoff_reassign(*, handoff_id: int, to_agent: Agent, by: Any) -> Handoff:
                 "team_to": team.slug if team else None,
             },
         )
+        # The previous owner, or the previous assignee of a waiting hop, loses it.
+        previous = old_owner or handoff.assigned_to
         broadcast.handoff_reassigned_on_commit(
             handoff_id=handoff.pk,
             old_team=old_team.slug if old_team else None,
-            old_user_id=old_owner.user_id if old_owner else None,
+            old_user_id=previous.user_id if previous else None,
             by=by.get_full_name() or username,
         )
     handoff.refresh_from_db()

@@ -37,16 +37,28 @@ def dedupe_key(
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def human_assignee(to_agent: str) -> tuple[Agent, Team] | None:
+    """``human:<username>``: that active agent and their first team, or None (unknown,
+    deactivated or in no team: the handoff then falls back like any unknown target)."""
+    if not to_agent.startswith("human:"):
+        return None
+    agent = (
+        Agent.objects.select_related("user")
+        .filter(user__username=to_agent[6:], user__is_active=True)
+        .first()
+    )
+    team = agent.teams.order_by("slug").first() if agent is not None else None
+    return (agent, team) if team is not None else None
+
+
 def _route(to_agent: str) -> tuple[Team | None, Bot | None, bool]:
     """The team (or bot) a ``to_agent`` names; unknown targets go to the default team.
 
     ``human:<username>`` routes to that agent's first team (the hop is assigned to them).
     """
-    if to_agent.startswith("human:"):
-        agent = Agent.objects.filter(user__username=to_agent[6:]).first()
-        team = agent.teams.order_by("slug").first() if agent is not None else None
-        if team is not None:
-            return team, None, False
+    assignee = human_assignee(to_agent)
+    if assignee is not None:
+        return assignee[1], None, False
     team = Team.objects.filter(slug=to_agent).first()
     if team is not None:
         return team, None, False
@@ -131,6 +143,10 @@ def handoff_intake(
             urgency_source = Source.ESTIMATED
 
         team, to_bot, misrouted = _route(to_agent)
+        if assigned_to is None and not misrouted and to_bot is None:
+            # ``human:<username>``: only that agent (or a supervisor) may take it.
+            assignee = human_assignee(to_agent)
+            assigned_to = assignee[0] if assignee is not None else None
         if previous is None:
             previous = _previous_hop(customer=customer, from_agent=from_agent)
         handoff = Handoff(

@@ -5,8 +5,9 @@ database, ``remote`` over httpx), ranking (``lexical``), the wire views and thei
 shared HTTP boundary (``views``, ``http``: key auth, body parsing, Dakera's error shape,
 also used by ``api``) and its own tables. ``get_store()`` returns the configured store.
 
-The bottom of the product's layers: imports ``handoffs.models`` (bots' keys) and nothing
-else of the console. A stored handoff memory is announced through ``signals``.
+Near the bottom of the product's layers: imports ``handoffs.access`` (what a bot's key
+may do) and ``handoffs.models`` (bots' keys) and nothing else of the console. A stored
+handoff memory is announced through ``signals``.
 """
 
 from __future__ import annotations

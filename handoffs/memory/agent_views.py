@@ -10,36 +10,47 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from ..access.bots import namespace_allowed
 from . import agents, curation
 from .base import MemoryValidationError, validate_agent_id
-from .http import bot_api, json_body, query_bool, query_int, string_field
+from .http import bot_api, bot_namespace, json_body, query_bool, query_int, string_field
+from .models import Memory
 
 
-def _agent(value: object) -> str:
-    return validate_agent_id(value)
+def _agent(request: HttpRequest, value: object) -> str:
+    """A valid namespace this request's key may touch (400, then 403)."""
+    agent_id = validate_agent_id(value)
+    bot_namespace(request, agent_id)
+    return agent_id
 
 
 # ------------------------------------------------------------------ write scope
-@bot_api(("PUT", "PATCH"))
+@bot_api(("PUT", "PATCH"), scope="write")
 def memory_update(request: HttpRequest, memory_id: str) -> JsonResponse:
     """``PUT /v1/memory/update/{id}`` (scope: write). ``agent_id`` from the query (Python
     SDK) or the body; the JS SDK sends neither, then the id alone names the memory."""
     data = json_body(request)
     agent_id = request.GET.get("agent_id") or data.get("agent_id")
     if agent_id is not None:
-        agent_id = _agent(agent_id)
+        agent_id = _agent(request, agent_id)
+    else:
+        # The JS SDK names the memory by id alone: its own namespace decides, before any
+        # change is made.
+        owner = Memory.objects.filter(uid=memory_id).values_list("agent_id", flat=True).first()
+        if owner is not None:
+            bot_namespace(request, owner)
     changes = curation.validate_update(data)
     return JsonResponse(
         curation.memory_update(agent_id=agent_id, memory_id=memory_id, changes=changes)
     )
 
 
-@bot_api(("POST",))
+@bot_api(("POST",), scope="write")
 def memory_importance(request: HttpRequest) -> JsonResponse:
     """``POST /v1/memory/importance`` ``{agent_id, memory_id | memory_ids, importance}``
     (scope: write)."""
     data = json_body(request)
-    agent_id = _agent(data.get("agent_id"))
+    agent_id = _agent(request, data.get("agent_id"))
     ids = data.get("memory_ids")
     if ids is None:
         single = string_field(data, "memory_id", required=True)
@@ -55,12 +66,12 @@ def memory_importance(request: HttpRequest) -> JsonResponse:
     )
 
 
-@bot_api(("POST",))
+@bot_api(("POST",), scope="write")
 def memory_feedback(request: HttpRequest) -> JsonResponse:
     """``POST /v1/memory/feedback`` ``{agent_id, memory_id, signal | feedback}`` (scope:
     write)."""
     data = json_body(request)
-    agent_id = _agent(data.get("agent_id"))
+    agent_id = _agent(request, data.get("agent_id"))
     memory_id = string_field(data, "memory_id", required=True)
     signal = curation.validate_signal(data)
     return JsonResponse(
@@ -68,31 +79,31 @@ def memory_feedback(request: HttpRequest) -> JsonResponse:
     )
 
 
-@bot_api(("POST",))
+@bot_api(("POST",), scope="write")
 def memory_consolidate(request: HttpRequest) -> JsonResponse:
     """``POST /v1/memory/consolidate`` (scope: write)."""
-    return JsonResponse(
-        curation.memory_consolidate(**curation.validate_consolidate(json_body(request)))
-    )
+    fields = curation.validate_consolidate(json_body(request))
+    bot_namespace(request, fields.get("agent_id"))
+    return JsonResponse(curation.memory_consolidate(**fields))
 
 
-@bot_api(("DELETE", "POST"))
+@bot_api(("DELETE", "POST"), scope="write")
 def memories_forget_batch(request: HttpRequest) -> JsonResponse:
     """``DELETE /v1/memories/forget/batch`` ``{agent_id, filter}`` (scope: write)."""
     data = json_body(request)
     return JsonResponse(
         curation.memory_forget_batch(
-            agent_id=_agent(data.get("agent_id")), filter=data.get("filter")
+            agent_id=_agent(request, data.get("agent_id")), filter=data.get("filter")
         )
     )
 
 
 # ------------------------------------------------------------------ read scope
-@bot_api(("POST",))
+@bot_api(("POST",), scope="read")
 def memories_recall_batch(request: HttpRequest) -> JsonResponse:
     """``POST /v1/memories/recall/batch`` ``{agent_id, filter?, limit?}`` (scope: read)."""
     data = json_body(request)
-    agent_id = _agent(data.get("agent_id"))
+    agent_id = _agent(request, data.get("agent_id"))
     limit = data.get("limit")
     if limit is None:
         limit = 100
@@ -107,23 +118,25 @@ def memories_recall_batch(request: HttpRequest) -> JsonResponse:
     )
 
 
-@bot_api(("GET",))
+@bot_api(("GET",), scope="read")
 def agent_list(request: HttpRequest) -> JsonResponse:
     """``GET /v1/agents`` (scope: read): a JSON array."""
-    return JsonResponse(agents.list_agents(), safe=False)
+    # A key limited to some namespaces sees only those.
+    listed = [a for a in agents.list_agents() if namespace_allowed(request.bot, a["agent_id"])]
+    return JsonResponse(listed, safe=False)
 
 
-@bot_api(("GET",))
+@bot_api(("GET",), scope="read")
 def agent_stats(request: HttpRequest, agent_id: str) -> JsonResponse:
     """``GET /v1/agents/{id}/stats`` (scope: read)."""
-    return JsonResponse(agents.agent_stats(agent_id=_agent(agent_id)))
+    return JsonResponse(agents.agent_stats(agent_id=_agent(request, agent_id)))
 
 
-@bot_api(("GET",))
+@bot_api(("GET",), scope="read")
 def agent_memories(request: HttpRequest, agent_id: str) -> JsonResponse:
     """``GET /v1/agents/{id}/memories?memory_type&limit&offset&content_preview_chars``
     (scope: read): a JSON array, newest first."""
-    agent_id = _agent(agent_id)
+    agent_id = _agent(request, agent_id)
     memory_type = request.GET.get("memory_type") or None
     if memory_type is not None:
         from .base import validate_memory_type
@@ -147,12 +160,12 @@ def agent_memories(request: HttpRequest, agent_id: str) -> JsonResponse:
     )
 
 
-@bot_api(("GET",))
+@bot_api(("GET",), scope="read")
 def agent_sessions(request: HttpRequest, agent_id: str) -> JsonResponse:
     """``GET /v1/agents/{id}/sessions?active_only&limit`` (scope: read): a JSON array."""
     return JsonResponse(
         agents.agent_sessions(
-            agent_id=_agent(agent_id),
+            agent_id=_agent(request, agent_id),
             active_only=query_bool(request, "active_only"),
             limit=query_int(request, "limit", 50, agents.MAX_LISTING),
         ),
@@ -160,10 +173,10 @@ def agent_sessions(request: HttpRequest, agent_id: str) -> JsonResponse:
     )
 
 
-@bot_api(("GET",))
+@bot_api(("GET",), scope="read")
 def agent_wake_up(request: HttpRequest, agent_id: str) -> JsonResponse:
     """``GET /v1/agents/{id}/wake-up?top_n&min_importance`` (scope: read)."""
-    agent_id = _agent(agent_id)
+    agent_id = _agent(request, agent_id)
     top_n, min_importance = agents.validate_wake_up(request.GET)
     query_bool(request, "include_derived")
     return JsonResponse(
@@ -171,7 +184,7 @@ def agent_wake_up(request: HttpRequest, agent_id: str) -> JsonResponse:
     )
 
 
-@bot_api(("GET",))
+@bot_api(("GET",), scope="read")
 def export(request: HttpRequest) -> HttpResponse:
     """``GET /v1/export?agent_id&format`` (scope: read): the file itself."""
     agent_id = _agent(request.GET.get("agent_id"))

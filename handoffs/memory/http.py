@@ -1,7 +1,25 @@
-"""What every bot-facing JSON endpoint shares: parsing, the error shape, key auth.
+"""What every bot-facing JSON endpoint shares: parsing, the error shape, key auth, rights.
 
 The memory API (``memory.views``) and the handoff API (``api``) both answer through
-``bot_api``, so a bot meets one error shape and one key check everywhere.
+``bot_api``, so a bot meets one error shape, one key check and one rights check
+(``access.bots``) everywhere.
+
+How a route declares what it needs (a new route gets enforcement by declaring it):
+
+1. **Scope**, in the decorator, required: ``@bot_api(("POST",), scope="write")``, or per
+   method ``@bot_api(("GET", "POST"), scope={"GET": "read", "POST": "write"})``. Reads
+   (recall, search, get, list) are ``read``; anything that changes state (store,
+   forget, start / end / touch a session, hand off, post a message) is ``write``.
+   ``admin`` is for calls that span or manage keys. Checked before the view runs.
+2. **Namespace**: the view calls ``bot_namespace(request, agent_id)`` with every
+   customer namespace it is about to touch, before touching it (for a session: the
+   session's ``agent_id``). A call that spans every namespace (``agent_id`` left out)
+   calls ``bot_every_namespace(request)``: refused for keys with an allowlist.
+3. **Ownership** of a conversation or a hop: ``access.bots.owns_conversation`` /
+   ``owns_handoff`` (another bot's is a 404 there, as if it didn't exist).
+
+A refusal is 403 ``{"error", "code": "INSUFFICIENT_SCOPE" | "NAMESPACE_ACCESS_DENIED"}``,
+which the ``dakera`` SDK raises as ``AuthorizationError``.
 
 Errors use the Dakera shape everywhere: ``{"error": str, "code": SCREAMING_SNAKE,
 "details"?: str, "resource"?: str}``; authentication failures (401) follow the wire
@@ -20,6 +38,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from ..access import bots as bot_rights
 from ..models import Bot
 from . import key_guessing
 from .base import (
@@ -38,6 +57,7 @@ LAST_USED_RESOLUTION_SECS = 60
 
 class BotRequest(HttpRequest):
     bot: Bot
+    bot_scope: str
 
 
 def error_response(
@@ -140,8 +160,32 @@ def authenticate(request: HttpRequest) -> Bot | JsonResponse:
     return bot
 
 
-def bot_api(methods: tuple[str, ...]) -> Callable:
-    """Decorate a bot endpoint: key auth (401), method check (405), domain errors to JSON."""
+def bot_namespace(request: HttpRequest, agent_id: Any) -> None:
+    """Refuse (403) unless the request's key may touch namespace ``agent_id``.
+
+    A missing or malformed ``agent_id`` is left to the store's own validation (400).
+    """
+    if isinstance(agent_id, str):
+        bot_rights.check(request.bot, scope=request.bot_scope, namespace=agent_id)
+
+
+def bot_every_namespace(request: HttpRequest) -> None:
+    """Refuse (403) a call spanning every namespace to a key limited to some."""
+    bot_rights.check_every_namespace(request.bot)
+
+
+def _denied(exc: bot_rights.BotDenied) -> JsonResponse:
+    return error_response(exc.status, exc.message, exc.code)
+
+
+def bot_api(methods: tuple[str, ...], *, scope: str | dict[str, str]) -> Callable:
+    """Decorate a bot endpoint: key auth (401), method (405), scope (403), errors to JSON.
+
+    ``scope`` is the key scope the route needs (one for all methods, or per method).
+    """
+    scopes = scope if isinstance(scope, dict) else dict.fromkeys(methods, scope)
+    if set(scopes) != set(methods) or not all(s in bot_rights.SCOPE_RANK for s in scopes.values()):
+        raise TypeError(f"bot_api: declare a scope (read, write, admin) for each of {methods}")
 
     def decorator(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
         @csrf_exempt
@@ -154,14 +198,19 @@ def bot_api(methods: tuple[str, ...]) -> Callable:
             if request.method not in methods:
                 return method_not_allowed(request, methods)
             request.bot = bot  # type: ignore[attr-defined]
+            request.bot_scope = scopes[request.method]  # type: ignore[attr-defined]
             try:
+                bot_rights.check(bot, scope=request.bot_scope)
                 return view(request, *args, **kwargs)
+            except bot_rights.BotDenied as exc:
+                return _denied(exc)
             except WireError as exc:
                 response = JsonResponse(exc.as_wire(), status=exc.status)
                 if exc.retry_after is not None:
                     response["Retry-After"] = str(exc.retry_after)
                 return response
 
+        wrapper.bot_scopes = scopes  # type: ignore[attr-defined]
         return wrapper
 
     return decorator
@@ -209,14 +258,14 @@ def public_json(methods: tuple[str, ...]) -> Callable:
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
-@bot_api(ALL_METHODS)
+@bot_api(ALL_METHODS, scope="read")
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Any other path under ``/v1/``: JSON 404 (after the key check), never Django's
     HTML pages (a CSRF 403 there read as a permissions problem to the SDKs)."""
     return error_response(404, f"no route for {request.method} {request.path}", "ROUTE_NOT_FOUND")
 
 
-@bot_api(ALL_METHODS)
+@bot_api(ALL_METHODS, scope="read")
 def not_supported(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """A Dakera route the embedded server does not serve (knowledge graph, extraction,
     admin): JSON 501 naming remote mode as the way to get it."""

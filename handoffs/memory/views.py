@@ -13,9 +13,18 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
 from . import services
-from .base import MemoryValidationError
+from .base import MemoryNotFound, MemoryValidationError
 from .embedded import EmbeddedStore
-from .http import bot_api, json_body, public_json, query_bool, query_int, string_field
+from .http import (
+    bot_api,
+    bot_every_namespace,
+    bot_namespace,
+    json_body,
+    public_json,
+    query_bool,
+    query_int,
+    string_field,
+)
 
 STORE_FIELDS = (
     "agent_id",
@@ -90,10 +99,23 @@ def health_ready(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ready", "checks": checks})
 
 
+def _session_namespace(request: HttpRequest, session_id: str) -> None:
+    """Refuse (403) a session call on a session in a namespace the key may not touch.
+
+    An unknown session passes: the store answers it (404, or 200 for an idempotent end).
+    """
+    try:
+        agent_id = store().get_session(session_id=session_id)["agent_id"]
+    except MemoryNotFound:
+        return
+    bot_namespace(request, agent_id)
+
+
 # ------------------------------------------------------------------ sessions
-@bot_api(("POST",))
+@bot_api(("POST",), scope="write")
 def session_start(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
+    bot_namespace(request, data.get("agent_id"))
     return JsonResponse(
         store().start_session(
             agent_id=data.get("agent_id"),
@@ -103,22 +125,28 @@ def session_start(request: HttpRequest) -> JsonResponse:
     )
 
 
-@bot_api(("POST",))
+@bot_api(("POST",), scope="write")
 def session_end(request: HttpRequest, session_id: str) -> JsonResponse:
     data = json_body(request)
+    _session_namespace(request, session_id)
     return JsonResponse(store().end_session(session_id=session_id, summary=data.get("summary")))
 
 
-@bot_api(("GET",))
+@bot_api(("GET",), scope="read")
 def session_detail(request: HttpRequest, session_id: str) -> JsonResponse:
+    _session_namespace(request, session_id)
     return JsonResponse(store().get_session(session_id=session_id))
 
 
-@bot_api(("GET",))
+@bot_api(("GET",), scope="read")
 def session_list(request: HttpRequest) -> JsonResponse:
+    agent_id = request.GET.get("agent_id") or None
+    if agent_id is None:
+        bot_every_namespace(request)
+    bot_namespace(request, agent_id)
     return JsonResponse(
         store().list_sessions(
-            agent_id=request.GET.get("agent_id") or None,
+            agent_id=agent_id,
             active_only=query_bool(request, "active_only"),
             limit=query_int(request, "limit", 50, 1000),
             offset=query_int(request, "offset", 0, 10**9),
@@ -126,8 +154,9 @@ def session_list(request: HttpRequest) -> JsonResponse:
     )
 
 
-@bot_api(("GET",))
+@bot_api(("GET",), scope="read")
 def session_memories(request: HttpRequest, session_id: str) -> JsonResponse:
+    _session_namespace(request, session_id)
     return JsonResponse(
         store().session_memories(
             session_id=session_id,
@@ -137,23 +166,26 @@ def session_memories(request: HttpRequest, session_id: str) -> JsonResponse:
     )
 
 
-@bot_api(("POST",))
+@bot_api(("POST",), scope="write")
 def session_touch(request: HttpRequest, session_id: str) -> JsonResponse:
+    _session_namespace(request, session_id)
     return JsonResponse(store().touch_session(session_id=session_id))
 
 
 # ------------------------------------------------------------------ memories
-@bot_api(("POST",))
+@bot_api(("POST",), scope="write")
 def memory_store(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
+    bot_namespace(request, data.get("agent_id"))
     fields = {name: data.get(name) for name in STORE_FIELDS}
     string_field(data, "session_id")
     return JsonResponse(services.memory_store(bot=request.bot, **fields))
 
 
-@bot_api(("POST",))
+@bot_api(("POST",), scope="write")
 def memory_store_batch(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
+    bot_namespace(request, data.get("agent_id"))
     return JsonResponse(
         services.memory_store_batch(
             bot=request.bot, agent_id=data.get("agent_id"), memories=data.get("memories")
@@ -163,6 +195,7 @@ def memory_store_batch(request: HttpRequest) -> JsonResponse:
 
 def _ranked(request: HttpRequest, method: str) -> JsonResponse:
     data = json_body(request)
+    bot_namespace(request, data.get("agent_id"))
     filters = {name: data[name] for name in RECALL_FILTERS if data.get(name) is not None}
     query = data.get("query")
     if not isinstance(query, str):
@@ -174,26 +207,30 @@ def _ranked(request: HttpRequest, method: str) -> JsonResponse:
     )
 
 
-@bot_api(("POST",))
+@bot_api(("POST",), scope="read")
 def memory_recall(request: HttpRequest) -> JsonResponse:
     return _ranked(request, "recall")
 
 
-@bot_api(("POST",))
+@bot_api(("POST",), scope="read")
 def memory_search(request: HttpRequest) -> JsonResponse:
     return _ranked(request, "search")
 
 
-@bot_api(("GET",))
+@bot_api(("GET",), scope="read")
 def memory_get(request: HttpRequest, memory_id: str) -> JsonResponse:
-    return JsonResponse(
-        store().get_memory(agent_id=request.GET.get("agent_id") or None, memory_id=memory_id)
-    )
+    agent_id = request.GET.get("agent_id") or None
+    bot_namespace(request, agent_id)
+    memory = store().get_memory(agent_id=agent_id, memory_id=memory_id)
+    # Without agent_id the memory's own namespace decides.
+    bot_namespace(request, memory["agent_id"])
+    return JsonResponse(memory)
 
 
-@bot_api(("POST",))
+@bot_api(("POST",), scope="write")
 def memory_forget(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
+    bot_namespace(request, data.get("agent_id"))
     return JsonResponse(
         store().forget(agent_id=data.get("agent_id"), memory_ids=data.get("memory_ids"))
     )

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FLOOR = "floor"
+# Queue rows of hops assigned to one agent go to that agent and to supervisors only (a
+# team slug has no dots, so these never collide with ``queue.<team>``).
+SUPERVISOR_QUEUE = "queue.all.supervisors"
 
 
 def queue_group(team_slug: str) -> str:
@@ -39,6 +42,11 @@ def conversation_group(handoff_id: int) -> str:
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
+
+
+def assigned_queue_group(user_id: int) -> str:
+    """The queue sockets of one agent: rows assigned to them personally."""
+    return f"queue.user.{user_id}"
 
 
 def send(group: str, event: dict[str, Any]) -> None:
@@ -60,25 +68,62 @@ def send(group: str, event: dict[str, Any]) -> None:
                 logger.exception("group_send to %s failed", group)
 
 
+def _queue_row(handoff: Any, viewer: Any = None) -> str:
+    return render_to_string(
+        "handoffs/desk/queue.html#queue-row-oob", {"handoff": handoff, "agent": viewer}
+    )
+
+
+def push_queue_row(
+    handoff: Any, *, change: str, old_team: str | None = None, old_user_id: int | None = None
+) -> None:
+    """Send a hop's queue row (or its removal) to exactly the sockets whose queue shows it
+    now: ``access.agents.queue_audience``, the rule the queue page itself follows."""
+    from ..access import agents as rights
+
+    audience = rights.queue_audience(handoff, old_team=old_team, old_user_id=old_user_id)
+
+    def event(html: str) -> dict[str, Any]:
+        return {"type": "queue.update", "html": html, "change": change, "handoff_id": handoff.pk}
+
+    if audience.gone_teams or audience.gone_users:
+        gone = event(
+            render_to_string("handoffs/desk/queue.html#queue-row-gone", {"handoff": handoff})
+        )
+        for slug in audience.gone_teams:
+            send(queue_group(slug), gone)
+        for user_id in audience.gone_users:
+            send(assigned_queue_group(user_id), gone)
+        if not audience.row_team and not audience.assignee_user_id:
+            send(SUPERVISOR_QUEUE, gone)
+    if audience.row_team:
+        send(queue_group(audience.row_team), event(_queue_row(handoff)))
+    if audience.assignee_user_id:
+        send(
+            assigned_queue_group(audience.assignee_user_id),
+            event(_queue_row(handoff, handoff.assigned_to)),
+        )
+    if audience.supervisors:
+        send(SUPERVISOR_QUEUE, event(_queue_row(handoff)))
+
+
 def publish_handoff_change(handoff_id: int, change: str) -> None:
     """Render a handoff's queue row / status once and ring its queue, card and floor."""
-    from ..models import Handoff, Status
+    from ..models import Handoff
 
     handoff = (
-        Handoff.objects.select_related("team", "accepted_by__user").filter(pk=handoff_id).first()
+        Handoff.objects.select_related("team", "accepted_by__user", "assigned_to__user")
+        .filter(pk=handoff_id)
+        .first()
     )
     if handoff is None:
         return
-    if handoff.status == Status.WAITING:
-        html = render_to_string("handoffs/desk/queue.html#queue-row-oob", {"handoff": handoff})
-    else:
-        html = render_to_string("handoffs/desk/queue.html#queue-row-gone", {"handoff": handoff})
-    event = {"type": "queue.update", "html": html, "change": change, "handoff_id": handoff.pk}
-    if handoff.team is not None:
-        send(queue_group(handoff.team.slug), event)
+    push_queue_row(handoff, change=change)
     if change != "created":  # a card opened before its handoff's first commit can't exist
         status_html = render_to_string("handoffs/desk/card.html#status-oob", {"handoff": handoff})
         send(handoff_group(handoff.pk), {"type": "card.update", "html": status_html})
+        # Accepting, closing or passing a hop on changes who may watch it.
+        send(handoff_group(handoff.pk), {"type": "rights.changed"})
     publish_floor()
 
 
@@ -95,8 +140,27 @@ def presence_changed_on_commit(*, agent_id: int) -> None:
 
 
 def close_user_sockets(user_id: int) -> None:
-    """Tell every socket of this user to close (logout)."""
+    """Tell every socket of this user to close (logout, deactivation)."""
     send(user_group(user_id), {"type": "session.logout"})
+
+
+def rights_changed(*, user_id: int | None = None, handoff_id: int | None = None) -> None:
+    """Ring the sockets of a user (their teams or role changed) or of a hop (its owner or
+    assignee changed): each re-asks ``access.agents`` and narrows or closes itself."""
+    if user_id is not None:
+        send(user_group(user_id), {"type": "rights.changed"})
+    if handoff_id is not None:
+        send(handoff_group(handoff_id), {"type": "rights.changed"})
+
+
+def rights_changed_on_commit(*, user_id: int | None = None, handoff_id: int | None = None) -> None:
+    transaction.on_commit(
+        lambda: rights_changed(user_id=user_id, handoff_id=handoff_id), robust=True
+    )
+
+
+def close_user_sockets_on_commit(*, user_id: int) -> None:
+    transaction.on_commit(lambda: close_user_sockets(user_id), robust=True)
 
 
 def agents_group(conversation_id: int) -> str:
@@ -109,12 +173,23 @@ def customer_group(conversation_id: int) -> str:
 
 
 def publish_message(message: Message) -> None:
-    """Render a chat message once per audience and ring both sides of the conversation."""
+    """Render a chat message once per audience and ring both sides of the conversation.
+
+    The agents' frame carries its hop and ``seq``: each agent socket admits it only if
+    its ``access.agents.ConversationView`` does (a former owner's never does)."""
     conversation_id = message.conversation_id
     agent_html = render_to_string(
         "handoffs/chat.html#message-oob", {"message": message, "audience": "agent"}
     )
-    send(agents_group(conversation_id), {"type": "chat.message", "html": agent_html})
+    send(
+        agents_group(conversation_id),
+        {
+            "type": "chat.message",
+            "html": agent_html,
+            "handoff_id": message.handoff_id,
+            "seq": message.seq,
+        },
+    )
     if message.is_public:
         customer_html = render_to_string(
             "handoffs/chat.html#message-oob", {"message": message, "audience": "customer"}
@@ -214,17 +289,13 @@ def publish_reassigned(
     who = handoff.customer_name or handoff.customer
     status_html = render_to_string("handoffs/desk/card.html#status-oob", {"handoff": handoff})
     send(handoff_group(handoff.pk), {"type": "card.update", "html": status_html})
+    # The old owner's (or the team's) sockets on this hop re-ask whether they may watch it.
+    send(handoff_group(handoff.pk), {"type": "rights.changed"})
+    if handoff.status == Status.WAITING:  # an open conversation is in no queue
+        push_queue_row(handoff, change="reassigned", old_team=old_team, old_user_id=old_user_id)
     if handoff.status == Status.WAITING and handoff.assigned_to is not None:
-        # Only the assignee (and supervisors) may take it now: off the team's screens,
-        # onto the assignee's.
-        gone = render_to_string("handoffs/desk/queue.html#queue-row-gone", {"handoff": handoff})
-        for slug in {old_team, handoff.team.slug if handoff.team else None} - {None}:
-            send(queue_group(slug), {"type": "queue.update", "html": gone})
-        row = render_to_string("handoffs/desk/queue.html#queue-row-oob", {"handoff": handoff})
-        target = handoff.assigned_to
-        send(user_group(target.user_id), {"type": "queue.update", "html": row})
         notify_user(
-            target.user_id,
+            handoff.assigned_to.user_id,
             text=f"{by} assigned {who} to you.",
             url=reverse("handoff", args=[handoff.pk]),
         )

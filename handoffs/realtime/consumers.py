@@ -8,8 +8,9 @@ import time
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
+CLOSE_UNAUTHENTICATED = 4401  # not signed in (any more): the page goes to the login
+CLOSE_FORBIDDEN = 4403  # not allowed, or no longer: refused, or a right ended (the page
+# shows the reason pushed just before and does not reconnect)
 
 
 class ForwardingConsumer(AsyncWebsocketConsumer):
@@ -24,6 +25,8 @@ class ForwardingConsumer(AsyncWebsocketConsumer):
         {"queue.update", "card.update", "chat.message", "chat.typing", "floor.update"}
     )
 
+    ended = False  # set when the right that opened this socket ended: forward nothing
+
     _typing_sent_at = float("-inf")
 
     def typing_allowed(self) -> bool:
@@ -36,9 +39,14 @@ class ForwardingConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict) -> None:
         if message["type"] in self.FORWARD_ONLY:
-            await self.send(text_data=message["html"])
+            if not self.ended and self.admits(message):
+                await self.send(text_data=message["html"])
             return
         await super().dispatch(message)
+
+    def admits(self, message: dict) -> bool:
+        """Whether one pushed frame may reach this socket (decided in memory, per frame)."""
+        return True
 
 
 def is_typing(text_data: str | None) -> bool:

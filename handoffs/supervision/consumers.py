@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth import get_user_model
+from django.template.loader import render_to_string
 
 from ..models import Agent
 from ..realtime import broadcast
@@ -12,7 +14,10 @@ from . import floor
 
 
 @database_sync_to_async
-def _supervisor_for(user) -> Agent | None:
+def _supervisor_for(user, *, fresh: bool = False) -> Agent | None:
+    if fresh and user is not None and user.is_authenticated:
+        # Role, staff or active may have changed since the socket opened.
+        user = get_user_model().objects.filter(pk=user.pk).first()
     return floor.supervisor_of(user)
 
 
@@ -54,11 +59,15 @@ class FloorConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The floor only listens."""
 
+    ended = False
+
     async def floor_update(self, event: dict) -> None:
-        await self.send(text_data=event["html"])
+        if not self.ended:
+            await self.send(text_data=event["html"])
 
     async def user_notice(self, event: dict) -> None:
-        await self.send(text_data=event["html"])
+        if not self.ended:
+            await self.send(text_data=event["html"])
 
     async def queue_update(self, event: dict) -> None:
         """Queue rows sent to this user's group belong on the queue page, not here."""
@@ -67,4 +76,23 @@ class FloorConsumer(AsyncWebsocketConsumer):
         """Card status changes belong on the card page, not here."""
 
     async def session_logout(self, event: dict) -> None:
+        await self._leave()
         await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def rights_changed(self, event: dict) -> None:
+        """A role change may end supervising: re-ask ``access.agents``, close if so."""
+        user = self.scope.get("user")
+        if await _supervisor_for(user, fresh=True) is None:
+            await self._leave()
+            await self.send(
+                text_data=render_to_string(
+                    "handoffs/_access_ended.html",
+                    {"reason": "You no longer supervise: the floor is closed to you."},
+                )
+            )
+            await self.close(code=CLOSE_FORBIDDEN)
+
+    async def _leave(self) -> None:
+        self.ended = True
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)

@@ -14,6 +14,7 @@ from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from ..access import agents as rights
 from ..models import Agent, Event, Handoff, Presence, Status, Team
 
 WAITING_SHOWN = 50
@@ -33,7 +34,7 @@ def supervisor_of(user) -> Agent | None:
     if user is None or not user.is_authenticated:
         return None
     agent = Agent.objects.select_related("user").filter(user=user).first()
-    if agent is None or not agent.can_supervise:
+    if not rights.may_supervise(agent):
         return None
     return agent
 

@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
+from ..access import agents as rights
 from ..lifecycle.endings import handoff_reassign
 from ..lifecycle.errors import HandoffError
 from ..models import Agent, Handoff, Status, Team
@@ -35,7 +36,7 @@ def supervisor_required(view):
         agent = Agent.objects.select_related("user").filter(user=request.user).first()
         if agent is None:
             return render(request, "handoffs/desk/no_profile.html", status=403)
-        if not agent.can_supervise:
+        if not rights.may_supervise(agent):
             return render(request, "handoffs/forbidden.html", {"agent": agent}, status=403)
         request.agent = agent
         return view(request, *args, **kwargs)

@@ -116,7 +116,12 @@
   document.addEventListener("htmx:wsClose", function (evt) {
     const code = evt.detail.event.code;
     if (code === 4401) { window.location.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname); return; }
-    if (code === 4403) { setLive("offline", "Not allowed"); return; }
+    if (code === 4403) {  // refused, or a right ended: the reason was pushed just before
+      setLive("offline", "Access ended");
+      // What only the owner may use goes (the customer link too: it reads and writes the chat).
+      $all("#composer, .endings, #handoff-status form, .customer-link").forEach(function (el) { el.remove(); });
+      return;
+    }
     if (code === 4410) { setLive("offline", "Ended"); return; }  // closed: don't reconnect
     setLive("offline", "Reconnecting…");
     if (RECONNECTING_CODES.indexOf(code) < 0) {

@@ -26,6 +26,7 @@ pytestmark = [
 ]
 
 ORIGIN = b"http://127.0.0.1:8000"
+HOST = b"127.0.0.1:8000"
 TIMEOUT = 3
 
 
@@ -46,7 +47,7 @@ async def socket(
     path: str, *, client: Client | None = None, origin: bytes | None = ORIGIN
 ) -> AsyncIterator[WebsocketCommunicator]:
     """A communicator on ``path`` that is always disconnected afterwards."""
-    headers = []
+    headers = [(b"host", HOST)]  # what a browser sends; the origin check compares them
     if client is not None:
         headers.append((b"cookie", cookie_of(client)))
     if origin is not None:
@@ -181,10 +182,14 @@ async def test_presence_online_on_connect_offline_when_last_socket_closes(alice)
         ]
 
     first = WebsocketCommunicator(
-        application, "/ws/queue/", headers=[(b"cookie", cookie_of(client)), (b"origin", ORIGIN)]
+        application,
+        "/ws/queue/",
+        headers=[(b"cookie", cookie_of(client)), (b"origin", ORIGIN), (b"host", HOST)],
     )
     second = WebsocketCommunicator(
-        application, "/ws/queue/", headers=[(b"cookie", cookie_of(client)), (b"origin", ORIGIN)]
+        application,
+        "/ws/queue/",
+        headers=[(b"cookie", cookie_of(client)), (b"origin", ORIGIN), (b"host", HOST)],
     )
     try:
         assert (await first.connect(timeout=TIMEOUT))[0] is True

@@ -34,7 +34,11 @@ def session_headers(agent: Agent) -> list[tuple[bytes, bytes]]:
     client = Client()
     client.force_login(agent.user)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    return [(b"cookie", cookie), (b"origin", b"http://127.0.0.1:8000")]
+    return [
+        (b"cookie", cookie),
+        (b"origin", b"http://127.0.0.1:8000"),
+        (b"host", b"127.0.0.1:8000"),
+    ]
 
 
 def rows_in(snapshot: str) -> list[int]:

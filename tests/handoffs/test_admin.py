@@ -122,7 +122,14 @@ def test_memory_and_events_are_read_only(admin_client, data):
 def test_creating_a_bot_shows_the_key_once_and_stores_only_its_hash(admin_client, client, db):
     response = admin_client.post(
         "/admin/handoffs/bot/add/",
-        {"name": "web-bot", "callback_url": "", "revoked_at_0": "", "revoked_at_1": ""},
+        {
+            "name": "web-bot",
+            "scope": "write",  # the form's preselected default
+            "namespaces": "",
+            "callback_url": "",
+            "revoked_at_0": "",
+            "revoked_at_1": "",
+        },
         follow=True,
     )
     assert response.status_code == 200
@@ -148,7 +155,7 @@ def test_creating_a_bot_shows_the_key_once_and_stores_only_its_hash(admin_client
     # Saving the bot again keeps its key.
     admin_client.post(
         f"/admin/handoffs/bot/{bot.pk}/change/",
-        {"name": "web-bot", "callback_url": "https://example.com/hook"},
+        {"name": "web-bot", "scope": "write", "callback_url": "https://example.com/hook"},
     )
     bot.refresh_from_db()
     assert bot.check_key(raw_key)
@@ -192,3 +199,25 @@ def test_revoke_action_makes_the_next_request_401(admin_client, client, bot_and_
     assert Handoff.objects.count() == 0
     # Other bots are untouched.
     assert client.get("/v1/sessions", HTTP_X_API_KEY=other_key).status_code == 200
+
+
+def test_admin_narrows_a_key_and_refuses_a_bad_pattern(admin_client, client, bot_and_key):
+    bot, key = bot_and_key
+    url = f"/admin/handoffs/bot/{bot.pk}/change/"
+    form = {"name": bot.name, "scope": "read", "namespaces": "user-*", "callback_url": ""}
+    assert admin_client.post(url, form).status_code == 302
+    bot.refresh_from_db()
+    assert (bot.scope, bot.namespaces) == ("read", "user-*")
+    assert "user-*" in admin_client.get("/admin/handoffs/bot/").content.decode()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    stored = client.post(
+        "/v1/memory/store", {"agent_id": "user-dave", "content": "x"}, "application/json", **headers
+    )
+    assert (stored.status_code, stored.json()["code"]) == (403, "INSUFFICIENT_SCOPE")
+
+    bad = admin_client.post(url, {**form, "namespaces": "user-*, <script>"})
+    assert bad.status_code == 200
+    assert "not a namespace pattern" in bad.content.decode()
+    assert "<script>" not in bad.content.decode().split("not a namespace pattern")[1][:200]
+    bot.refresh_from_db()
+    assert bot.namespaces == "user-*"

@@ -108,3 +108,36 @@ def test_create_bot_key_from_the_shell(transactional_db, client):
     assert key.startswith("dk-")
     assert key == key.strip()
     assert client.get("/v1/sessions", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
+
+
+def test_create_bot_key_scope_and_namespaces(db, client):
+    lines = create_bot_key("reader", "--scope", "read", "--namespaces", "user-*, acme-?")
+    bot = Bot.objects.get(name="reader")
+    assert (bot.scope, bot.namespace_patterns) == ("read", ["user-*", "acme-?"])
+    key = lines[-1]
+    search = {"agent_id": "user-dave", "query": "refund"}
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    assert (
+        client.post("/v1/memory/search", search, "application/json", **headers).status_code == 200
+    )
+    search["agent_id"] = "vip-erin"
+    denied = client.post("/v1/memory/search", search, "application/json", **headers)
+    assert (denied.status_code, denied.json()["code"]) == (403, "NAMESPACE_ACCESS_DENIED")
+
+
+def test_create_bot_key_refuses_a_bad_scope_or_pattern(db):
+    with pytest.raises(CommandError):
+        create_bot_key("x", "--scope", "root")
+    with pytest.raises(CommandError, match="namespace pattern"):
+        create_bot_key("x", "--namespaces", "user/*")
+    assert not Bot.objects.filter(name="x").exists()
+
+
+def test_rotating_keeps_the_reach_unless_told(db):
+    create_bot_key("narrow", "--scope", "read", "--namespaces", "user-*")
+    create_bot_key("narrow", "--rotate")
+    bot = Bot.objects.get(name="narrow")
+    assert (bot.scope, bot.namespaces) == ("read", "user-*")
+    create_bot_key("narrow", "--rotate", "--scope", "write", "--namespaces", "")
+    bot.refresh_from_db()
+    assert (bot.scope, bot.namespaces) == ("write", "")

@@ -53,7 +53,7 @@ logged_in = factories.logged_in
 
 @asynccontextmanager
 async def socket(path: str, agent: Agent | None) -> AsyncIterator[WebsocketCommunicator]:
-    headers = [(b"origin", ORIGIN)]
+    headers = [(b"origin", ORIGIN), (b"host", b"127.0.0.1:8000")]
     if agent is not None:
         client = await sync_to_async(logged_in)(agent)
         headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))

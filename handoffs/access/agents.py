@@ -1,0 +1,229 @@
+"""People's rights: what an agent, supervisor or admin may see and do, now.
+
+Asked by the desk's and the floor's pages and htmx endpoints, by their sockets when they
+open and whenever ``rights.changed`` rings them, by each pushed chat frame
+(``ConversationView.admits``) and by the broadcast fan-out (``queue_audience``). Every
+answer reads the current rows, so it changes the moment a hop, a team or a role does.
+
+The rules (the README's "Security model" has them as a table):
+
+- Only an active user with a console profile (``Agent``) has any right here.
+- **Supervisors** (role supervisor or superuser) see every queue, card and conversation,
+  live; admins (staff) may supervise the floor as well.
+- **The queue**: a waiting hop is seen (and may be accepted) by the agents of its team,
+  unless it is assigned to one agent (``human:<username>``, a transfer to a person, a
+  supervisor's reassign): then only by that agent (and supervisors).
+- **A card** follows the queue while the hop waits; once accepted it is its owner's.
+- **A conversation** is its owner's while they own it (live, read and write). When they
+  pass it on (transfer, hand back) or resolve it, its **former owner** keeps a
+  read-only view of the transcript up to the moment they closed it (``until_seq``):
+  nothing written afterwards, by anyone, reaches them, notes included. An agent a
+  supervisor moved a conversation away from keeps nothing of it; nor does an agent who
+  merely saw the card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Max, Q
+
+from ..models import Agent, Handoff, Message, Status
+
+CLOSED = (Status.RESOLVED, Status.TRANSFERRED, Status.HANDED_BACK)
+
+
+def active(agent: Agent | None) -> bool:
+    return agent is not None and agent.user.is_active
+
+
+def sees_every_queue(agent: Agent) -> bool:
+    """Supervisors (and superusers) see every team's queue, card and conversation."""
+    return active(agent) and agent.is_supervisor
+
+
+def may_supervise(agent: Agent | None) -> bool:
+    """The floor, reassigning and the reports: supervisors and admins."""
+    return active(agent) and agent.can_supervise
+
+
+def serves_team(agent: Agent, team_id: int | None) -> bool:
+    return team_id is not None and agent.teams.filter(pk=team_id).exists()
+
+
+# ---------------------------------------------------------------- the queue and cards
+def queue_filter(agent: Agent) -> Q:
+    """The waiting hops this agent's queue shows (a filter on ``Handoff``)."""
+    waiting = Q(status=Status.WAITING, team__isnull=False)
+    if not active(agent):
+        return Q(pk__in=[])
+    if sees_every_queue(agent):
+        return waiting
+    team_ids = list(agent.teams.values_list("pk", flat=True))
+    return waiting & (Q(assigned_to=agent) | Q(team_id__in=team_ids, assigned_to=None))
+
+
+def in_queue_of(agent: Agent, hop: Handoff) -> bool:
+    """Whether ``hop`` is in this agent's queue now (the same rule as ``queue_filter``)."""
+    if not active(agent) or hop.status != Status.WAITING or hop.team_id is None:
+        return False
+    if sees_every_queue(agent) or hop.assigned_to_id == agent.pk:
+        return True
+    return hop.assigned_to_id is None and serves_team(agent, hop.team_id)
+
+
+def may_accept(agent: Agent, hop: Handoff) -> bool:
+    return in_queue_of(agent, hop)
+
+
+def may_view_handoff(agent: Agent, hop: Handoff) -> bool:
+    """The handoff card: while it waits, whoever has it in their queue; then its owner
+    (former owners read it as it was when they closed it); supervisors always."""
+    if not active(agent):
+        return False
+    if sees_every_queue(agent):
+        return True
+    if hop.status == Status.WAITING:
+        return in_queue_of(agent, hop)
+    return hop.accepted_by_id == agent.pk and hop.status in (Status.ACCEPTED, *CLOSED)
+
+
+@dataclass(frozen=True)
+class QueueAudience:
+    """Who a queue row is pushed to: the decision ``realtime.broadcast`` maps to groups.
+
+    ``team``: every queue socket of that team (supervisors watch every team's group);
+    ``assignee_user_id`` and ``supervisors``: an assigned hop's row goes only to its
+    assignee and to supervisors; ``gone_teams`` / ``gone_users``: who must drop the row.
+    """
+
+    row_team: str | None
+    assignee_user_id: int | None
+    supervisors: bool
+    gone_teams: tuple[str, ...]
+    gone_users: tuple[int, ...]
+
+
+def queue_audience(
+    hop: Handoff, *, old_team: str | None = None, old_user_id: int | None = None
+) -> QueueAudience:
+    """Where this hop's queue row goes now, by the same rule as ``in_queue_of``.
+
+    ``old_team`` / ``old_user_id``: where it was before a reassign (they drop it).
+    """
+    team = hop.team.slug if hop.team_id is not None else None
+    teams = tuple(sorted({t for t in (team, old_team) if t}))
+    assignee = hop.assigned_to.user_id if hop.assigned_to_id is not None else None
+    if hop.status != Status.WAITING or team is None:
+        users = tuple(sorted({u for u in (assignee, old_user_id) if u}))
+        return QueueAudience(None, None, False, teams, users)
+    old_users = (old_user_id,) if old_user_id and old_user_id != assignee else ()
+    if assignee is not None:
+        # Onto the assignee's and the supervisors' screens; off the team's only if it
+        # was there (before a reassign): a new assigned hop never rang the team.
+        return QueueAudience(None, assignee, True, teams if old_team else (), old_users)
+    return QueueAudience(team, None, False, tuple(t for t in teams if t != team), old_users)
+
+
+# ---------------------------------------------------------------- conversations
+@dataclass(frozen=True)
+class ConversationView:
+    """What one agent may see of one hop's conversation, decided once per page or socket.
+
+    ``live``: receives what is written from now on (owner, supervisor); ``may_write``:
+    speaks and closes it (the owner of an accepted hop); ``until_seq``: a former owner
+    reads only messages up to this sequence number.
+    """
+
+    handoff_id: int
+    conversation_id: int | None
+    live: bool
+    may_write: bool
+    every_hop: bool = False
+    until_seq: int | None = None
+
+    def admits(self, *, handoff_id: int | None, seq: int | None) -> bool:
+        """Whether one pushed chat frame (a message of ``handoff_id``) may reach this view."""
+        if not self.live:
+            return False
+        if self.every_hop:
+            return True
+        return handoff_id == self.handoff_id
+
+
+def handover_seq(hop: Handoff) -> int:
+    """The last message of the conversation its owner saw before closing ``hop``."""
+    if hop.conversation_id is None:
+        return 0
+    last = Message.objects.filter(conversation_id=hop.conversation_id, handoff=hop).aggregate(
+        last=Max("seq")
+    )["last"]
+    if last is None and hop.closed_at is not None:
+        last = Message.objects.filter(
+            conversation_id=hop.conversation_id, created_at__lte=hop.closed_at
+        ).aggregate(last=Max("seq"))["last"]
+    return last or 0
+
+
+def conversation_view(agent: Agent | None, hop: Handoff) -> ConversationView | None:
+    """The agent's view of ``hop``'s conversation page and socket, or None (404 / refused)."""
+    if not active(agent):
+        return None
+    owner = hop.accepted_by_id == agent.pk
+    if sees_every_queue(agent):
+        return ConversationView(
+            hop.pk,
+            hop.conversation_id,
+            live=True,
+            may_write=owner and hop.status == Status.ACCEPTED,
+            every_hop=True,
+        )
+    if owner and hop.status == Status.ACCEPTED:
+        return ConversationView(hop.pk, hop.conversation_id, live=True, may_write=True)
+    if owner and hop.status in CLOSED:
+        return ConversationView(
+            hop.pk, hop.conversation_id, live=False, may_write=False, until_seq=handover_seq(hop)
+        )
+    return None
+
+
+def _name(agent: Agent | None) -> str:
+    if agent is None:
+        return "someone else"
+    return agent.user.get_full_name() or agent.user.get_username()
+
+
+def _target(to_agent: str) -> str:
+    if to_agent.startswith("human:"):
+        named = Agent.objects.select_related("user").filter(user__username=to_agent[6:]).first()
+        return _name(named) if named else to_agent[6:]
+    return to_agent
+
+
+def why_not(agent: Agent | None, hop: Handoff | None) -> str:
+    """Why this agent no longer sees ``hop`` live: the sentence their page shows."""
+    if hop is None:
+        return "This handoff no longer exists."
+    if not active(agent):
+        return "Your account was deactivated."
+    if hop.accepted_by_id == agent.pk and hop.status in (Status.TRANSFERRED, Status.HANDED_BACK):
+        following = hop.next_hops.order_by("created_at", "pk").first()
+        to = _target(following.to_agent if following else "")
+        verb = "handed back to" if hop.status == Status.HANDED_BACK else "passed to"
+        return (
+            f"This conversation was {verb} {to}. You can read it up to that moment; "
+            "nothing written afterwards reaches you."
+        )
+    if hop.accepted_by_id == agent.pk and hop.status == Status.RESOLVED:
+        return "This conversation was resolved; nothing written afterwards reaches you."
+    if hop.status == Status.ACCEPTED:
+        if hop.accepted_by_id == agent.pk:
+            return ""
+        return f"This conversation is now {_name(hop.accepted_by)}'s."
+    if hop.status == Status.WAITING and hop.assigned_to_id not in (None, agent.pk):
+        return f"This handoff was assigned to {_name(hop.assigned_to)}."
+    if hop.status == Status.WAITING and in_queue_of(agent, hop):
+        return "This conversation went back to the queue."
+    if hop.status == Status.WAITING:
+        return "This handoff is no longer in your queues."
+    return f"This handoff is {hop.get_status_display().lower()}."
