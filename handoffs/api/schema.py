@@ -395,7 +395,7 @@ def exported(op: dict[str, Any]) -> dict[str, Any]:
         "content": {
             "application/x-ndjson": {},
             "text/csv": {},
-            JSON: {"schema": {"type": "array"}},
+            JSON: {"schema": {"description": "mem0 / zep formats"}},
         },
     }
     return op

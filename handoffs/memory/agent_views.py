@@ -187,7 +187,7 @@ def agent_wake_up(request: HttpRequest, agent_id: str) -> JsonResponse:
 @bot_api(("GET",), scope="read")
 def export(request: HttpRequest) -> HttpResponse:
     """``GET /v1/export?agent_id&format`` (scope: read): the file itself."""
-    agent_id = _agent(request.GET.get("agent_id"))
+    agent_id = _agent(request, request.GET.get("agent_id"))
     fmt = request.GET.get("format") or "jsonl"
     if fmt not in agents.EXPORT_FORMATS:
         raise MemoryValidationError(f"format must be one of {', '.join(agents.EXPORT_FORMATS)}")

@@ -198,6 +198,9 @@ def test_every_bot_route_declares_its_scope():
     ]
     assert len(bot_routes) >= 14
     for path, view in bot_routes:
+        if getattr(view, "keyless", False):
+            assert path in {"api/schema/", "api/docs/"}, path  # the published description
+            continue
         scopes = getattr(view, "bot_scopes", None)
         assert scopes, path
         assert set(scopes.values()) <= {"read", "write", "admin"}, path
