@@ -66,6 +66,13 @@ def test_second_device_sees_the_whole_conversation(
         "I'm switching to my phone now.",
     ]
     expect(laptop.locator("#messages > .msg")).to_have_count(len(expected))
+    # A message pushed late (Alice's, seq 5) lands after the laptop's own (seq 6) and is
+    # put in order right after the swap: wait for the order, don't read mid-swap.
+    laptop.wait_for_function(
+        "n => [...document.querySelectorAll('#messages > .msg')]"
+        ".map(e => Number(e.dataset.seq)).every((s, i, a) => i === 0 || a[i - 1] < s)",
+        arg=len(expected),
+    )
     assert bodies(laptop) == expected
 
     # The same link on a second device: everything so far, in order, no notes.
