@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 
 from ..memory.http import not_found
-from . import intake
+from . import intake, satisfaction
 
 urlpatterns = [
     path("api/v1/handoffs", intake.handoff_create, name="api-handoff-create"),
@@ -12,6 +12,16 @@ urlpatterns = [
         "api/v1/conversations/<uuid:public_id>/messages",
         intake.conversation_messages,
         name="api-conversation-messages",
+    ),
+    path(
+        "api/v1/conversations/<uuid:public_id>/csat",
+        satisfaction.conversation_csat,
+        name="api-conversation-csat",
+    ),
+    path(
+        "api/v1/conversations/<uuid:public_id>/csat/ask",
+        satisfaction.conversation_csat_ask,
+        name="api-conversation-csat-ask",
     ),
     re_path(r"^api/", not_found),
 ]

@@ -19,7 +19,14 @@ class ForwardingConsumer(AsyncWebsocketConsumer):
     """
 
     FORWARD_ONLY = frozenset(
-        {"queue.update", "card.update", "chat.message", "chat.typing", "floor.update"}
+        {
+            "queue.update",
+            "card.update",
+            "chat.message",
+            "chat.typing",
+            "chat.status",
+            "floor.update",
+        }
     )
 
     async def dispatch(self, message: dict) -> None:
