@@ -151,6 +151,13 @@
     scrollToEnd();
   });
 
+  // In the widget's frame, Escape closes the widget (keys don't reach the host page).
+  if (window.parent !== window) {
+    document.addEventListener("keydown", function (evt) {
+      if (evt.key === "Escape") window.parent.postMessage({ source: "handoff-chat", type: "close" }, "*");
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     const form = $("#composer");
     if (!form || !form.dataset.durableKey) return;

@@ -123,9 +123,12 @@
   window.addEventListener("message", function (evt) {
     if (!frame || evt.source !== frame.contentWindow) return;
     var data = evt.data || {};
-    if (data.source === "handoff-chat" && data.type === "message" && !isOpen) {
+    if (data.source !== "handoff-chat") return;
+    if (data.type === "message" && !isOpen) {
       dot.style.display = "block";
       label();
+    } else if (data.type === "close" && isOpen) {
+      close();
     }
   });
 
