@@ -56,6 +56,7 @@ class CustomerStatus:
     team_name: str = ""
     team_open: bool = True
     back_at: datetime | None = None
+    time_zone: str = "UTC"  # the team's: "back at" is said in it
     away_message: str = ""
 
 
@@ -125,6 +126,7 @@ def status_for_hop(hop: Handoff | None, *, queue: list[int] | None = None) -> Cu
         team_name=team.name,
         team_open=team_open,
         back_at=None if team_open else hours.next_open(schedule, now),
+        time_zone=str(schedule.tz),
         away_message=team.away_message,
     )
 
