@@ -69,19 +69,26 @@
     panel.id = "handoff-chat-panel";
     panel.setAttribute("role", "dialog");
     panel.setAttribute("aria-label", "Chat with support");
+    // A slim bar above the frame holds the close button, clear of the chat's own header.
+    var bar = css(document.createElement("div"), {
+      display: "flex", justifyContent: "flex-end", alignItems: "center", height: "44px",
+      padding: "0 6px", background: "#1f5fbf", boxSizing: "border-box",
+    });
     closeButton = css(document.createElement("button"), {
-      position: "absolute", top: "10px", right: "10px", zIndex: "1", width: "36px",
-      height: "36px", borderRadius: "50%", border: "1px solid #c4c9d0", background: "#fff",
-      color: "#1b1f24", font: "600 20px/1 system-ui, sans-serif", cursor: "pointer",
+      width: "36px", height: "36px", borderRadius: "50%", border: "0", background: "transparent",
+      color: "#fff", font: "600 24px/1 system-ui, sans-serif", cursor: "pointer",
     });
     closeButton.type = "button";
     closeButton.setAttribute("aria-label", "Close the chat");
     closeButton.appendChild(document.createTextNode("\u00D7"));
     closeButton.addEventListener("click", close);
-    frame = css(document.createElement("iframe"), { width: "100%", height: "100%", border: "0" });
+    bar.appendChild(closeButton);
+    frame = css(document.createElement("iframe"), {
+      width: "100%", height: "calc(100% - 44px)", border: "0", display: "block",
+    });
     frame.id = "handoff-chat-frame";
     frame.title = "Chat with support";
-    panel.appendChild(closeButton);
+    panel.appendChild(bar);
     panel.appendChild(frame);
     panel.addEventListener("keydown", function (evt) { if (evt.key === "Escape") close(); });
     document.body.appendChild(panel);
