@@ -245,6 +245,28 @@ DAKERA_FAIL_FAST_SECS = float(os.environ.get("DAKERA_FAIL_FAST_SECS") or 5)
 # Public base URL used in links handed to bots (customer chat links).
 CONSOLE_PUBLIC_URL = os.environ.get("CONSOLE_PUBLIC_URL", "http://127.0.0.1:8000")
 
+# The customer's copy: a resolved conversation's link stays readable (with the rating
+# form) this many days; "email me a copy" is allowed this often per conversation.
+TRANSCRIPT_RETENTION_DAYS = env_int("TRANSCRIPT_RETENTION_DAYS", 30)
+TRANSCRIPT_EMAILS_PER_HOUR = env_int("TRANSCRIPT_EMAILS_PER_HOUR", 3)
+
+# Email (transcript copies): printed to the console by default; SMTP by settings.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "support@localhost")
+
+# The widget's example page (/demo/widget/) is served in demo mode only.
+CONSOLE_DEMO_PAGES = env_bool("CONSOLE_DEMO_PAGES", DEBUG)
+# The demo bot's key and webhook secret (manage.py demo_bot; manage.py demo sets them).
+DEMO_BOT_KEY = os.environ.get("DEMO_BOT_KEY", "")
+DEMO_BOT_SECRET = os.environ.get("DEMO_BOT_SECRET", "")
+
 # Name of the team that receives handoffs addressed to an unknown target.
 HANDOFF_DEFAULT_TEAM = os.environ.get("HANDOFF_DEFAULT_TEAM", "general")
 

@@ -9,12 +9,26 @@ from .models import (
     Conversation,
     Event,
     Handoff,
+    Holiday,
     IdempotencyRecord,
     MemoryWrite,
     Message,
+    OpeningHours,
     Team,
     WebhookDelivery,
 )
+
+
+class OpeningHoursInline(admin.TabularInline):
+    """Weekly hours in the team's time zone; none at all means open around the clock."""
+
+    model = OpeningHours
+    extra = 0
+
+
+class HolidayInline(admin.TabularInline):
+    model = Holiday
+    extra = 0
 
 
 @admin.register(Team)
@@ -40,7 +54,18 @@ class TeamAdmin(admin.ModelAdmin):
             "Accepted conversations",
             {"fields": ["unanswered_after_secs", "requeue_unanswered", "default_capacity"]},
         ),
+        (
+            "Opening hours",
+            {
+                "fields": ["time_zone", "away_message"],
+                "description": "Weekly hours and holidays below are in this time zone. "
+                "Without any hours the team is open around the clock. Outside them "
+                "customers are told when the team is back, their messages are marked "
+                "'arrived out of hours', and the SLA timers pause.",
+            },
+        ),
     ]
+    inlines = [OpeningHoursInline, HolidayInline]
     actions = ["apply_default_capacity"]
 
     def save_model(self, request: HttpRequest, obj: Team, form, change: bool) -> None:

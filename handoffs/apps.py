@@ -11,6 +11,7 @@ class HandoffsConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_out
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
+        from .customers.status import changed_panels
         from .lifecycle.intake import on_handoff_memory_stored
         from .memory.signals import handoff_memory_stored
         from .models import Agent
@@ -38,3 +39,4 @@ class HandoffsConfig(AppConfig):
             rights_signals.on_user_deleted, sender=user, dispatch_uid="rights-user-gone"
         )
         broadcast.register_floor_renderer(render_floor_summary)
+        broadcast.register_customer_status_renderer(changed_panels)

@@ -37,10 +37,11 @@ SEED_SUMMARY = (
 class DemoSetup:
     bot_key: str
     logins: list[tuple[str, str, str]]
+    webhook_secret: str = ""
 
 
 @transaction.atomic
-def ensure_people_and_bot(bot_name: str = "tier1-bot") -> DemoSetup:
+def ensure_people_and_bot(bot_name: str = "tier1-bot", callback_url: str = "") -> DemoSetup:
     """Create (or refresh) the demo's teams, people and bot; returns a fresh bot key."""
     teams = {
         slug: Team.objects.get_or_create(slug=slug, defaults={"name": name})[0]
@@ -62,12 +63,13 @@ def ensure_people_and_bot(bot_name: str = "tier1-bot") -> DemoSetup:
         logins.append((username, DEMO_PASSWORD, str(role)))
     bot = Bot.objects.filter(name=bot_name).first()
     if bot is None:
-        _, key = keys.bot_create(name=bot_name)
+        bot, key = keys.bot_create(name=bot_name, callback_url=callback_url)
     else:
         key = bot.set_new_key()
         bot.revoked_at = None
+        bot.callback_url = callback_url
         bot.save()
-    return DemoSetup(bot_key=key, logins=logins)
+    return DemoSetup(bot_key=key, logins=logins, webhook_secret=bot.webhook_secret)
 
 
 def run_seed_scenario(client, customer: str = SEED_CUSTOMER) -> list:
@@ -95,6 +97,7 @@ def run_seed_scenario(client, customer: str = SEED_CUSTOMER) -> list:
             "type": "handoff",
             "from_agent": "tier1-bot",
             "to_agent": "billing-specialist",
+            "channel": "web",  # the customer chats on the console's link (or the widget)
         },
         session_id=session["id"],
     )
@@ -165,6 +168,7 @@ def run_more_escalations(client) -> None:
                 "from_agent": "tier1-bot",
                 "to_agent": item["to"],
                 "customer_name": item["name"],
+                "channel": "web",
                 **item["metadata"],
             },
             session_id=session["id"],

@@ -44,12 +44,91 @@ class Team(models.Model):
         default=3,
         help_text="Open conversations per agent; the admin action applies it to the team.",
     )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        help_text="The time zone of the opening hours and holidays, e.g. Europe/Berlin.",
+    )
+    away_message = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Told to customers outside opening hours, before when the team is back "
+        "(a default text when empty).",
+    )
 
     class Meta:
         ordering = ["slug"]
 
     def __str__(self) -> str:
         return self.slug
+
+    def clean(self) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from django.core.exceptions import ValidationError
+
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError({"time_zone": f"Unknown time zone {self.time_zone!r}."}) from None
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
+class OpeningHours(models.Model):
+    """One open period of a team on a weekday, in the team's time zone.
+
+    A team without any is open around the clock. ``closes`` 00:00 means midnight; a
+    period past midnight is two rows (until 00:00, and from 00:00 the next day).
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="opening_hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField(help_text="00:00 means midnight (the end of the day).")
+
+    class Meta:
+        ordering = ["team", "weekday", "opens"]
+        verbose_name_plural = "opening hours"
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+    def clean(self) -> None:
+        from datetime import time
+
+        from django.core.exceptions import ValidationError
+
+        if (
+            self.opens is not None
+            and self.closes is not None
+            and self.closes != time(0)
+            and self.closes <= self.opens
+        ):
+            raise ValidationError("A period must close after it opens (00:00 = midnight).")
+
+
+class Holiday(models.Model):
+    """A day a team is closed all day (in the team's time zone)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField()
+    name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["team", "date"]
+        constraints = [models.UniqueConstraint(fields=["team", "date"], name="holiday_team_date")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}".strip()
 
 
 class Role(models.TextChoices):
@@ -99,6 +178,7 @@ class Agent(models.Model):
 
 
 KEY_PREFIX = "dk-"
+ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 LOOKUP_LENGTH = 12
 
 
@@ -166,6 +246,12 @@ class Bot(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    widget_origins = models.TextField(
+        blank=True,
+        help_text="Sites allowed to show this bot's customer chats in a frame (the widget): "
+        "one origin per line, e.g. https://www.example.com. The console's own origin is "
+        "always allowed.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -193,6 +279,30 @@ class Bot(models.Model):
 
     def check_key(self, raw_key: str) -> bool:
         return hmac.compare_digest(self.key_hash, hash_key(raw_key))
+
+    def frame_origins(self) -> list[str]:
+        """The valid origins of ``widget_origins`` (``scheme://host[:port]``, no path)."""
+        return [
+            line.strip().rstrip("/")
+            for line in self.widget_origins.splitlines()
+            if ORIGIN_RE.match(line.strip().rstrip("/"))
+        ]
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        bad = [
+            line.strip()
+            for line in self.widget_origins.splitlines()
+            if line.strip() and not ORIGIN_RE.match(line.strip().rstrip("/"))
+        ]
+        if bad:
+            raise ValidationError(
+                {
+                    "widget_origins": f"Not an origin (https://host[:port], no path): "
+                    f"{', '.join(bad)}"
+                }
+            )
 
     @staticmethod
     def lookup_of(raw_key: str) -> str | None:
@@ -236,6 +346,11 @@ class Conversation(models.Model):
     last_seq = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Customer satisfaction (handoffs.lifecycle.satisfaction): the latest answer; the
+    # last hop keeps a copy for the reports.
+    csat_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    csat_comment = models.TextField(blank=True)
+    csat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -361,6 +476,12 @@ class Handoff(models.Model):
     reassigned_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="Last moved by a supervisor."
     )
+    arrived_out_of_hours = models.BooleanField(
+        default=False, help_text="Queued while its team was closed (opening hours)."
+    )
+    # Customer satisfaction asked about / given for this hop (the conversation's last).
+    csat_asked_at = models.DateTimeField(null=True, blank=True)
+    csat_score = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -389,6 +510,12 @@ class Handoff(models.Model):
                     "closed_at",
                 ],
                 name="handoff_report",
+            ),
+            # The satisfaction part of the transfer report reads only the asked hops.
+            models.Index(
+                fields=["created_at"],
+                name="handoff_csat",
+                condition=models.Q(csat_asked_at__isnull=False),
             ),
         ]
 
@@ -457,6 +584,9 @@ class Message(models.Model):
     body = models.TextField()
     handoff = models.ForeignKey(Handoff, null=True, blank=True, on_delete=models.SET_NULL)
     sentiment_score = models.FloatField(null=True, blank=True)
+    out_of_hours = models.BooleanField(
+        default=False, help_text="A customer message that arrived while the team was closed."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

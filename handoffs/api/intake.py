@@ -42,6 +42,7 @@ INTAKE_FIELDS = {
     "reason",
     "customer_name",
     "importance",
+    "channel",
 }
 
 
@@ -104,6 +105,9 @@ def _parse_intake(data: dict[str, Any]) -> dict[str, Any]:
     if urgency is not None and estimate.parse_urgency(urgency) is None:
         raise MemoryValidationError("urgency must be low, normal, high or critical")
     importance = data.get("importance")
+    channel = data.get("channel")
+    if channel is not None and channel not in intake.CHANNELS:
+        raise MemoryValidationError("channel must be web or api")
     return {
         "customer": customer,
         "source_session_id": string_field(data, "source_session_id", max_length=64) or "",
@@ -116,6 +120,7 @@ def _parse_intake(data: dict[str, Any]) -> dict[str, Any]:
         "urgency": urgency,
         "reason": string_field(data, "reason", max_length=500) or "",
         "customer_name": string_field(data, "customer_name", max_length=200) or "",
+        "channel": channel,
     }
 
 

@@ -329,6 +329,11 @@ HANDOFF_PARAMS = {
     "reason": {**TEXT, "maxLength": 500},
     "customer_name": {**TEXT, "maxLength": 200},
     "importance": {"type": "number", "minimum": 0, "maximum": 1},
+    "channel": {
+        "type": "string",
+        "enum": ["web", "api"],
+        "description": "web: the console's chat link; api: the bot relays (default by callback)",
+    },
 }
 
 BATCH_FILTER = {
@@ -967,6 +972,37 @@ PATHS: dict[str, Any] = {
             extra_statuses=("409", "410"),
             tag="conversations",
         ),
+    },
+    "/api/v1/conversations/{public_id}/csat": {
+        "get": operation(
+            "The conversation's satisfaction rating state",
+            {"type": "object", "required": ["csat"], "properties": {"csat": {"type": "object"}}},
+            parameters=[path_param("public_id", "The conversation's id", "uuid")],
+            tag="conversations",
+        ),
+        "post": operation(
+            "Record the customer's rating (1-5) and comment, for channels the bot owns",
+            {"type": "object", "required": ["csat"], "properties": {"csat": {"type": "object"}}},
+            request={
+                "type": "object",
+                "required": ["score"],
+                "properties": {
+                    "score": {"type": "integer", "minimum": 1, "maximum": 5},
+                    "comment": {**TEXT, "maxLength": 2000},
+                },
+                "additionalProperties": False,
+            },
+            parameters=[path_param("public_id", "The conversation's id", "uuid")],
+            tag="conversations",
+        ),
+    },
+    "/api/v1/conversations/{public_id}/csat/ask": {
+        "post": operation(
+            "Record that the bot asked its customer for a rating (idempotent)",
+            {"type": "object", "required": ["csat"], "properties": {"csat": {"type": "object"}}},
+            parameters=[path_param("public_id", "The conversation's id", "uuid")],
+            tag="conversations",
+        )
     },
 }
 

@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 
 from ..memory.http import not_found
-from . import docs, intake
+from . import docs, intake, satisfaction
 
 urlpatterns = [
     path("api/schema/", docs.schema, name="api-schema"),
@@ -14,6 +14,16 @@ urlpatterns = [
         "api/v1/conversations/<uuid:public_id>/messages",
         intake.conversation_messages,
         name="api-conversation-messages",
+    ),
+    path(
+        "api/v1/conversations/<uuid:public_id>/csat",
+        satisfaction.conversation_csat,
+        name="api-conversation-csat",
+    ),
+    path(
+        "api/v1/conversations/<uuid:public_id>/csat/ask",
+        satisfaction.conversation_csat_ask,
+        name="api-conversation-csat-ask",
     ),
     re_path(r"^api/", not_found),
 ]

@@ -8,6 +8,7 @@ from django.template.loader import render_to_string
 from ..models import Conversation, Message, Sender
 from ..realtime import broadcast
 from ..realtime.consumers import ForwardingConsumer, is_typing
+from . import status
 
 
 @database_sync_to_async
@@ -16,7 +17,11 @@ def _open_conversation(token: str) -> Conversation | None:
 
 
 class CustomerConsumer(ForwardingConsumer):
-    """The customer's web chat: whoever holds the unguessable link, while it is open."""
+    """The customer's web chat: whoever holds the unguessable link, while it is open.
+
+    Forwards messages, typing and the status panel (queue position, wait, who's there);
+    on (re)connect sends a fresh snapshot of both from the database.
+    """
 
     conversation: Conversation | None = None
 
@@ -27,6 +32,7 @@ class CustomerConsumer(ForwardingConsumer):
             return
         self.group = broadcast.customer_group(self.conversation.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await database_sync_to_async(broadcast.customer_socket_opened)(self.conversation.pk, 1)
         await self.accept()
         await self.send(text_data=await self.snapshot())
 
@@ -37,14 +43,16 @@ class CustomerConsumer(ForwardingConsumer):
             .exclude(sender=Sender.NOTE)
             .order_by("seq")
         )
-        return render_to_string(
+        html = render_to_string(
             "handoffs/chat.html#messages",
             {"chat_messages": messages, "audience": "customer", "oob": True},
         )
+        return html + status.render_status(status.customer_status(self.conversation), oob=True)
 
     async def disconnect(self, code: int) -> None:
         if self.conversation is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await database_sync_to_async(broadcast.customer_socket_opened)(self.conversation.pk, -1)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if is_typing(text_data) and self.typing_allowed():

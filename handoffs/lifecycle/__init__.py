@@ -27,7 +27,12 @@ Invariants:
   memory copies are queued in the same transaction and delivered by ``delivery``;
 - slow I/O (the memory server) never runs inside these transactions.
 
-Modules import downward only (import-linter): ``timers`` | ``endings`` → ``accept`` →
-``intake`` → ``messages`` → ``estimate`` | ``presence`` → ``errors``. The package may
+Opening hours (``hours``) mark what arrives while a team is closed and pause the SLA
+timers; customer satisfaction (``satisfaction``) is asked on resolve and stored with the
+conversation and its last hop.
+
+Modules import downward only (import-linter): ``timers`` | ``endings`` →
+``satisfaction`` → ``accept`` → ``intake`` → ``messages`` → ``estimate`` | ``presence``
+| ``hours`` → ``errors``. The package may
 import ``realtime``, ``delivery``, ``memory`` and ``models``.
 """

@@ -8,8 +8,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..delivery import outbox
-from ..models import Agent, Conversation, Event, Handoff, MemoryWrite, Sender, Status, Team
+from ..models import (
+    Agent,
+    Channel,
+    Conversation,
+    Event,
+    Handoff,
+    MemoryWrite,
+    Sender,
+    Status,
+    Team,
+)
 from ..realtime import broadcast
+from . import satisfaction
 from .accept import open_conversations
 from .errors import AgentAtCapacity, HandoffConflict, HandoffError, HandoffNotFound, NotReassignable
 from .intake import handoff_intake
@@ -69,6 +80,9 @@ def conversation_resolve(
                 handoff=hop,
             )
             Conversation.objects.filter(pk=conversation.pk).update(closed_at=timezone.now())
+            if conversation.channel == Channel.WEB:
+                # The chat page asks for a rating now (the bot API asks on other channels).
+                satisfaction.mark_asked(hop)
             broadcast.conversation_closed_on_commit(conversation_id=conversation.pk)
             _webhook(conversation, "conversation.resolved", {"summary": summary})
         Event.objects.create(

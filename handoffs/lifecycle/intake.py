@@ -15,13 +15,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..models import URGENCY_RANK, Agent, Bot, Event, Handoff, Source, Status, Team
+from ..models import URGENCY_RANK, Agent, Bot, Channel, Event, Handoff, Source, Status, Team
 from ..realtime import broadcast
-from . import estimate
+from . import estimate, hours
 from .messages import conversation_for_new_hop
 
 AGENT_NAME_MAX = 241  # Handoff.from_agent / to_agent max_length
 CHAIN_WINDOW_DAYS = 14
+CHANNELS = {Channel.WEB.value, Channel.API.value}
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ def handoff_intake(
     previous: Handoff | None = None,
     actor: str | None = None,
     assigned_to: Agent | None = None,
+    channel: str | None = None,
 ) -> IntakeResult:
     """Record one handoff hop (or return the one already recorded for the same data).
 
@@ -147,6 +149,7 @@ def handoff_intake(
             # ``human:<username>``: only that agent (or a supervisor) may take it.
             assignee = human_assignee(to_agent)
             assigned_to = assignee[0] if assignee is not None else None
+        now = timezone.now()
         if previous is None:
             previous = _previous_hop(customer=customer, from_agent=from_agent)
         handoff = Handoff(
@@ -172,13 +175,19 @@ def handoff_intake(
             memory_id=memory_id,
             dedupe_key=key,
             assigned_to=assigned_to,
+            created_at=now,
+            arrived_out_of_hours=(
+                team is not None and to_bot is None and not hours.team_is_open(team, now)
+            ),
         )
         if previous is not None:
             handoff.chain_id = previous.chain_id
             handoff.hop_index = previous.hop_index + 1
             handoff.previous = previous
         if handoff.team is not None or (previous is not None and previous.conversation_id):
-            handoff.conversation = conversation_for_new_hop(handoff=handoff, previous=previous)
+            handoff.conversation = conversation_for_new_hop(
+                handoff=handoff, previous=previous, channel=channel
+            )
         try:
             with transaction.atomic():
                 handoff.save()
@@ -195,6 +204,7 @@ def handoff_intake(
                 "team": team.slug if team and not to_bot else None,
                 "misrouted": misrouted,
                 "memory_id": memory_id,
+                **({"out_of_hours": True} if handoff.arrived_out_of_hours else {}),
             },
         )
         broadcast.handoff_changed_on_commit(handoff_id=handoff.pk, change="created")
@@ -222,6 +232,7 @@ def handoff_intake_from_memory(*, memory: dict[str, Any], bot: Bot | None) -> In
         customer_name=str(metadata.get("customer_name") or "")[:200],
         memory_id=memory["id"],
         bot=bot,
+        channel=metadata.get("channel") if metadata.get("channel") in CHANNELS else None,
     )
 
 

@@ -28,7 +28,7 @@ from ..models import (
     WebhookDelivery,
 )
 from ..realtime import broadcast
-from . import estimate
+from . import estimate, hours
 from .errors import BotMuted, ConversationClosed, HandoffError, HandoffNotFound
 
 MAX_MESSAGE_CHARS = 10_000
@@ -43,8 +43,13 @@ class PostResult:
 
 
 # ---------------------------------------------------------------- hops
-def conversation_for_new_hop(*, handoff: Handoff, previous: Handoff | None) -> Conversation:
-    """The conversation a new hop belongs to: its chain's, or a new one."""
+def conversation_for_new_hop(
+    *, handoff: Handoff, previous: Handoff | None, channel: str | None = None
+) -> Conversation:
+    """The conversation a new hop belongs to: its chain's, or a new one.
+
+    A new conversation's channel is the one the bot named, else ``api`` for a bot with a
+    callback URL (it relays its own channel) and ``web`` (the console's chat link)."""
     if previous is not None and previous.conversation_id is not None:
         conversation = previous.conversation
         if conversation.closed_at is not None:
@@ -56,7 +61,7 @@ def conversation_for_new_hop(*, handoff: Handoff, previous: Handoff | None) -> C
         customer=handoff.customer,
         customer_name=handoff.customer_name,
         bot=bot,
-        channel=Channel.API if bot is not None and bot.callback_url else Channel.WEB,
+        channel=channel or (Channel.API if bot is not None and bot.callback_url else Channel.WEB),
     )
 
 
@@ -121,6 +126,7 @@ def _post(
     handoff: Handoff | None,
     author_name: str = "",
     checked: bool = False,
+    out_of_hours: bool = False,
 ) -> PostResult:
     if not checked:
         existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
@@ -140,6 +146,7 @@ def _post(
                 body=body,
                 handoff=handoff,
                 sentiment_score=score,
+                out_of_hours=out_of_hours,
             )
     except IntegrityError:
         return PostResult(
@@ -198,6 +205,13 @@ def message_post(
             author_name = conversation.customer_name or "Customer"
         else:
             raise HandoffError("sender must be customer, bot, agent or note")
+        out_of_hours = (
+            sender == Sender.CUSTOMER
+            and hop is not None
+            and hop.status in (Status.WAITING, Status.ACCEPTED)
+            and hop.team_id is not None
+            and not hours.team_is_open(hop.team)
+        )
         result = _post(
             conversation=conversation,
             sender=sender,
@@ -207,9 +221,27 @@ def message_post(
             handoff=hop,
             author_name=author_name,
             checked=True,  # no message with this client id, under the row lock
+            out_of_hours=out_of_hours,
         )
-        if result.created and sender == Sender.AGENT:
+        if result.created and sender == Sender.AGENT and conversation.channel == Channel.API:
             _webhook(conversation, "message.created", {"message": message_json(result.message)})
+        elif (
+            result.created
+            and sender == Sender.CUSTOMER
+            and conversation.channel == Channel.WEB
+            and not conversation.bot_muted
+        ):
+            # The bot owns the conversation (before accept, after hand back): the web
+            # chat's customer message goes to it, through the same durable outbox.
+            # ``handoff_status`` "waiting" says a person is already on the way.
+            _webhook(
+                conversation,
+                "message.created",
+                {
+                    "message": message_json(result.message),
+                    "handoff_status": hop.status if hop is not None else None,
+                },
+            )
     return result
 
 
@@ -252,8 +284,13 @@ def _remember(handoff: Handoff, message: Message) -> None:
 
 
 def _webhook(conversation: Conversation, event: str, data: dict[str, Any]) -> None:
+    """Queue a signed webhook to the conversation's bot, if it has a callback URL.
+
+    Web-chat conversations of such a bot get the lifecycle events and the customer's
+    messages while the bot owns them; agent messages only go to ``api`` channels (the
+    bot relays them), the web chat shows them itself."""
     bot = conversation.bot
-    if bot is None or not bot.callback_url or conversation.channel != Channel.API:
+    if bot is None or not bot.callback_url:
         return
     WebhookDelivery.objects.create(
         bot=bot,

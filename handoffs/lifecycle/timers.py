@@ -10,6 +10,9 @@ and takes the time as an argument, so tests drive it with a controllable clock. 
   the agent's last reply) alerts once (``conversation.unanswered``) and, when the team
   says so, goes back to the queue once (``handoff.requeued``).
 
+Only open seconds count (the team's opening hours, ``hours``): outside them the timers
+pause; a team without opening hours is open around the clock.
+
 Every alert and requeue is claimed by one conditional UPDATE on a mark column
 (``... WHERE sla_breached_at IS NULL``) checked by its row count, in the same transaction
 as its audit row, so several workers can run at once and each fires exactly once.
@@ -18,6 +21,7 @@ as its audit row, so several workers can run at once and each fires exactly once
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,6 +32,7 @@ from django.utils import timezone
 
 from ..models import Event, Handoff, Message, Sender, Status, Team
 from ..realtime import broadcast
+from . import hours
 
 logger = logging.getLogger(__name__)
 
@@ -62,23 +67,57 @@ def run_due(now: datetime | None = None) -> TimerResult:
 
 
 # ---------------------------------------------------------------- waiting handoffs
+def _clock(team: Team, now: datetime) -> Callable[[datetime], float]:
+    """Seconds a timer has run since a moment: only the team's open hours count, so
+    the timers pause outside opening hours (``hours``)."""
+    schedule = hours.schedule_for(team)
+    return lambda since: hours.open_seconds(schedule, since, now)
+
+
 def _sla(team: Team, now: datetime, result: TimerResult) -> None:
     waiting = Handoff.objects.filter(team=team, status=Status.WAITING)
+    elapsed = _clock(team, now)
+    # Open seconds never exceed wall-clock ones: the wall clock pre-selects in SQL.
     breach_due = now - timedelta(seconds=team.breach_after_secs)
     for pk, created_at in waiting.filter(
         sla_breached_at=None, created_at__lte=breach_due
     ).values_list("pk", "created_at"):
-        if _mark(pk, "sla_breached_at", now, kind="sla.breach", team=team, since=created_at):
+        waited = elapsed(created_at)
+        if waited < team.breach_after_secs:
+            continue
+        if _mark(
+            pk,
+            "sla_breached_at",
+            now,
+            kind="sla.breach",
+            team=team,
+            since=created_at,
+            waited=waited,
+        ):
             result.breached.append(pk)
     warn_due = now - timedelta(seconds=team.warn_after_secs)
     for pk, created_at in waiting.filter(
         sla_warned_at=None, sla_breached_at=None, created_at__lte=warn_due
     ).values_list("pk", "created_at"):
-        if _mark(pk, "sla_warned_at", now, kind="sla.warn", team=team, since=created_at):
+        waited = elapsed(created_at)
+        if waited < team.warn_after_secs:
+            continue
+        if _mark(
+            pk, "sla_warned_at", now, kind="sla.warn", team=team, since=created_at, waited=waited
+        ):
             result.warned.append(pk)
 
 
-def _mark(pk: int, column: str, now: datetime, *, kind: str, team: Team, since: datetime) -> bool:
+def _mark(
+    pk: int,
+    column: str,
+    now: datetime,
+    *,
+    kind: str,
+    team: Team,
+    since: datetime,
+    waited: float | None = None,
+) -> bool:
     """Claim one SLA mark (conditional UPDATE) and audit it; False if already taken."""
     with transaction.atomic():
         still = {"sla_breached_at": None} if column == "sla_warned_at" else {}
@@ -94,7 +133,7 @@ def _mark(pk: int, column: str, now: datetime, *, kind: str, team: Team, since: 
             created_at=now,
             data={
                 "team": team.slug,
-                "waited_secs": round((now - since).total_seconds()),
+                "waited_secs": round((now - since).total_seconds() if waited is None else waited),
                 "threshold_secs": (
                     team.breach_after_secs if kind == "sla.breach" else team.warn_after_secs
                 ),
@@ -141,10 +180,14 @@ def _waiting_since(hop: Handoff) -> datetime | None:
 
 def _unanswered(team: Team, now: datetime, result: TimerResult) -> None:
     due = now - timedelta(seconds=team.unanswered_after_secs)
+    elapsed = _clock(team, now)
     for hop in _unanswered_candidates(team, due):
         since = _waiting_since(hop)
         if since is None or since > due:
             continue
+        unanswered = elapsed(since)
+        if unanswered < team.unanswered_after_secs:
+            continue  # the customer waited mostly outside opening hours
         owner = hop.accepted_by
         with transaction.atomic():
             mine = Handoff.objects.filter(
@@ -153,7 +196,7 @@ def _unanswered(team: Team, now: datetime, result: TimerResult) -> None:
             data = {
                 "team": team.slug,
                 "agent": owner.user.get_username() if owner else None,
-                "unanswered_secs": round((now - since).total_seconds()),
+                "unanswered_secs": round(unanswered),
                 "threshold_secs": team.unanswered_after_secs,
             }
             if mine.filter(unanswered_alerted_at=None).update(unanswered_alerted_at=now) == 1:
@@ -191,6 +234,6 @@ def _unanswered(team: Team, now: datetime, result: TimerResult) -> None:
                 broadcast.notify_user_on_commit(
                     user_id=owner.user_id,
                     text=f"The conversation with {who} went back to the queue: the customer "
-                    f"waited {round((now - since).total_seconds() / 60)} min for a reply.",
+                    f"waited {round(unanswered / 60)} min for a reply.",
                     level="error",
                 )

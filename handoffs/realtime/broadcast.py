@@ -125,6 +125,7 @@ def publish_handoff_change(handoff_id: int, change: str) -> None:
         # Accepting, closing or passing a hop on changes who may watch it.
         send(handoff_group(handoff.pk), {"type": "rights.changed"})
     publish_floor()
+    publish_customer_status(handoff.pk)
 
 
 def handoff_changed_on_commit(*, handoff_id: int, change: str) -> None:
@@ -308,6 +309,7 @@ def publish_reassigned(
     if old_user_id is not None:
         notify_user(old_user_id, text=f"{by} moved the conversation with {who} to a colleague.")
     publish_floor()
+    publish_customer_status(handoff.pk)
 
 
 def handoff_reassigned_on_commit(
@@ -323,3 +325,83 @@ def notify_user_on_commit(*, user_id: int, text: str, url: str = "", level: str 
     transaction.on_commit(
         lambda: notify_user(user_id, text=text, url=url, level=level), robust=True
     )
+
+
+# ---------------------------------------------------------------- the customer's side
+# Where a waiting customer stands (queue position, estimated wait, opening hours) is the
+# customers package's business; it registers the renderer at start-up
+# (``HandoffsConfig.ready``). It takes a changed handoff's id and the conversation ids
+# with an open customer socket, and returns (conversation id, status html) pairs: the
+# handoff's own conversation and every waiting one behind it in its team.
+CUSTOMER_SOCKETS = "customer:sockets"
+_customer_status_renderer: Callable[..., list[tuple[int, str]]] | None = None
+
+
+def register_customer_status_renderer(render: Callable[..., list[tuple[int, str]]]) -> None:
+    """Set the function that renders the customers' status panels after a hop changes."""
+    global _customer_status_renderer
+    _customer_status_renderer = render
+
+
+def _conversation_key(conversation_id: int) -> str:
+    return f"{CUSTOMER_SOCKETS}:{conversation_id}"
+
+
+def customer_socket_opened(conversation_id: int, delta: int) -> None:
+    """Count open customer sockets (all processes, via the shared cache): overall, so a
+    change in the queue costs nothing while no customer watches, and per conversation,
+    so only watched conversations get their status rendered."""
+    from django.core.cache import cache
+
+    for key in (CUSTOMER_SOCKETS, _conversation_key(conversation_id)):
+        cache.add(key, 0, None)
+        try:
+            if cache.incr(key, delta) <= 0:
+                cache.delete(key)
+        except ValueError:
+            pass
+
+
+def watched_conversations(conversation_ids: list[int]) -> set[int]:
+    """Which of these conversations have a customer socket open right now."""
+    from django.core.cache import cache
+
+    if not conversation_ids or not cache.get(CUSTOMER_SOCKETS, 0):
+        return set()
+    found = cache.get_many([_conversation_key(pk) for pk in conversation_ids])
+    return {pk for pk in conversation_ids if found.get(_conversation_key(pk), 0) > 0}
+
+
+def publish_customer_status(handoff_id: int) -> None:
+    """Push the status panel (position, wait, who's there) to the customers it changed for."""
+    from django.core.cache import cache
+
+    if _customer_status_renderer is None or not cache.get(CUSTOMER_SOCKETS, 0):
+        return
+    try:
+        panels = _customer_status_renderer(handoff_id, watched_conversations)
+    except Exception:
+        # The panel re-syncs on reconnect; the change that rang it stands.
+        logger.exception("rendering the customers' status failed")
+        return
+    for conversation_id, html in panels:
+        send(customer_group(conversation_id), {"type": "chat.status", "html": html})
+
+
+def customer_status_on_commit(*, handoff_id: int) -> None:
+    transaction.on_commit(lambda: publish_customer_status(handoff_id), robust=True)
+
+
+def publish_csat(conversation_id: int) -> None:
+    """The customer's rating, on the agents' and supervisors' screens of the conversation."""
+    from ..models import Conversation
+
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if conversation is None:
+        return
+    html = render_to_string("handoffs/desk/csat.html", {"conversation": conversation, "oob": True})
+    send(agents_group(conversation_id), {"type": "chat.status", "html": html})
+
+
+def csat_recorded_on_commit(*, conversation_id: int) -> None:
+    transaction.on_commit(lambda: publish_csat(conversation_id), robust=True)

@@ -22,7 +22,14 @@ class ForwardingConsumer(AsyncWebsocketConsumer):
     """
 
     FORWARD_ONLY = frozenset(
-        {"queue.update", "card.update", "chat.message", "chat.typing", "floor.update"}
+        {
+            "queue.update",
+            "card.update",
+            "chat.message",
+            "chat.typing",
+            "chat.status",
+            "floor.update",
+        }
     )
 
     ended = False  # set when the right that opened this socket ended: forward nothing

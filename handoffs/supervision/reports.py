@@ -630,7 +630,10 @@ def write_csv(f: ReportFilter, out: IO[str], *, now: datetime | None = None) -> 
     header = list(CSV_ISSUE_COLUMNS)
     for n in range(1, max((len(hops) for hops in chains), default=0) + 1):
         header.extend(f"hop{n}_{column}" for column in CSV_HOP_COLUMNS)
+    header.extend(CSV_CSAT_COLUMNS)
     writer.writerow(header)
+    width = len(header)
+    csat = csat_by_chain(f)
     for hops in chains:
         chain = _chain(hops, lookups)
         first = hops[0]
@@ -662,5 +665,142 @@ def write_csv(f: ReportFilter, out: IO[str], *, now: datetime | None = None) -> 
                     hop[RATING],
                 ]
             )
+        row.extend([""] * (width - len(CSV_CSAT_COLUMNS) - len(row)))
+        row.extend(csat_cells(csat.get(uuid.UUID(chain.chain_id))))
         writer.writerow([csv_cell(value) for value in row])
     return len(chains)
+
+
+# ---------------------------------------------------------------- customer satisfaction
+SATISFIED = 4  # a 4 or 5 of 5 counts as satisfied (the usual CSAT score)
+CSV_CSAT_COLUMNS = ["csat_asked", "csat_score", "csat_comment"]
+
+
+@dataclass
+class CsatRow:
+    """CSAT figures of one agent, team or source bot (or of everything)."""
+
+    name: str
+    asked: int = 0
+    rated: int = 0
+    total: int = 0
+    satisfied: int = 0
+
+    def add(self, score: int | None) -> None:
+        self.asked += 1
+        if score is not None:
+            self.rated += 1
+            self.total += score
+            self.satisfied += score >= SATISFIED
+
+    @property
+    def response_rate(self) -> int | None:
+        """Percent of the customers asked who answered."""
+        return round(100 * self.rated / self.asked) if self.asked else None
+
+    @property
+    def score(self) -> int | None:
+        """The CSAT score: percent of answers that were 4 or 5."""
+        return round(100 * self.satisfied / self.rated) if self.rated else None
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.rated if self.rated else None
+
+
+@dataclass
+class CsatReport:
+    overall: CsatRow
+    by_agent: list[CsatRow] = field(default_factory=list)
+    by_team: list[CsatRow] = field(default_factory=list)
+    by_source: list[CsatRow] = field(default_factory=list)
+
+
+def _csat_hops(f: ReportFilter) -> list[tuple[uuid.UUID, int | None, int | None, int | None, str]]:
+    """The asked hops of the issues ``f`` selects: (chain, agent, team, score, source).
+
+    The issues are the report's own: first hop in the range and, with a team filter,
+    a hop that went to the team. Reads the ``handoff_csat`` partial index.
+    """
+    asked = list(
+        Handoff.objects.filter(created_at__gte=f.start, csat_asked_at__isnull=False)
+        .order_by("created_at", "pk")
+        .values_list("chain_id", "accepted_by_id", "team_id", "csat_score")
+    )
+    if not asked:
+        return []
+    chain_ids = {row[0] for row in asked}
+    bot_names = dict(Bot.objects.values_list("pk", "name"))
+    sources = {
+        chain_id: bot_names.get(bot_id) or from_agent
+        for chain_id, bot_id, from_agent in Handoff.objects.filter(
+            chain_id__in=chain_ids, hop_index=0, created_at__gte=f.start, created_at__lt=f.end
+        ).values_list("chain_id", "created_by_bot_id", "from_agent")
+    }
+    if f.team is not None:
+        touched = set(
+            Handoff.objects.filter(chain_id__in=chain_ids, team=f.team).values_list(
+                "chain_id", flat=True
+            )
+        )
+        sources = {chain_id: s for chain_id, s in sources.items() if chain_id in touched}
+    return [
+        (chain_id, agent, team, score, sources[chain_id])
+        for chain_id, agent, team, score in asked
+        if chain_id in sources
+    ]
+
+
+def csat_report(f: ReportFilter) -> CsatReport:
+    """CSAT score and response rate overall and per agent, team and source bot.
+
+    Each asked hop (the last hop of a conversation when its customer was asked) counts
+    once: for the agent who had it, its team and the bot that started the issue.
+    """
+    usernames = dict(Agent.objects.values_list("pk", f"user__{get_user_model().USERNAME_FIELD}"))
+    teams = dict(Team.objects.values_list("pk", "slug"))
+    overall = CsatRow(name="all")
+    groups: dict[str, dict[str, CsatRow]] = {"agent": {}, "team": {}, "source": {}}
+    for _chain, agent, team, score, source in _csat_hops(f):
+        overall.add(score)
+        keys = {
+            "agent": usernames.get(agent, "(no agent)") if agent else "(no agent)",
+            "team": teams.get(team, "(no team)") if team else "(no team)",
+            "source": source,
+        }
+        for kind, key in keys.items():
+            groups[kind].setdefault(key, CsatRow(name=key)).add(score)
+
+    def ordered(rows: dict[str, CsatRow]) -> list[CsatRow]:
+        return sorted(rows.values(), key=lambda row: (-row.asked, row.name))
+
+    return CsatReport(
+        overall=overall,
+        by_agent=ordered(groups["agent"]),
+        by_team=ordered(groups["team"]),
+        by_source=ordered(groups["source"]),
+    )
+
+
+def csat_by_chain(f: ReportFilter) -> dict[uuid.UUID, tuple[bool, int | None, str]]:
+    """Per issue: asked?, the latest score and the conversation's comment (the CSV)."""
+    found: dict[uuid.UUID, tuple[bool, int | None, str]] = {}
+    for chain_id, _agent, _team, score, _source in _csat_hops(f):
+        previous = found.get(chain_id)
+        found[chain_id] = (True, score if score is not None else (previous or (0, None))[1], "")
+    if found:
+        comments = dict(
+            Handoff.objects.filter(chain_id__in=found, conversation__csat_at__isnull=False)
+            .values_list("chain_id", "conversation__csat_comment")
+            .distinct()
+        )
+        for chain_id, (asked, score, _) in found.items():
+            found[chain_id] = (asked, score, comments.get(chain_id, ""))
+    return found
+
+
+def csat_cells(csat: tuple[bool, int | None, str] | None) -> list[Any]:
+    if csat is None:
+        return ["no", "", ""]
+    asked, score, comment = csat
+    return ["yes" if asked else "no", "" if score is None else score, comment]

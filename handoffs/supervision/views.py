@@ -169,6 +169,7 @@ def transfer_report(request: HtmxHttpRequest) -> HttpResponse:
     report = reports.transfer_report(form.report_filter())
     context.update(
         report=report,
+        csat=reports.csat_report(report.filter),
         f=report.filter,
         length_chart=charts.length_chart(report),
         accept_chart=charts.accept_chart(report) if report.accept else None,

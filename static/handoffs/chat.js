@@ -114,6 +114,11 @@
     if (window.chatOutbox) window.chatOutbox.flush();
   });
   document.addEventListener("htmx:wsClose", function (evt) {
+    if (evt.detail.event.code === 4410 && document.querySelector("[data-page=customer]")) {
+      // Resolved: the page now shows the transcript read-only, with the rating form.
+      window.location.reload();
+      return;
+    }
     if (evt.detail.event.code === 4410) {
       const form = $("#composer");
       if (form) form.remove();
@@ -125,6 +130,14 @@
   });
   document.addEventListener("htmx:wsAfterMessage", function (evt) {
     if (!$("#messages")) return;
+    // In the widget's frame: tell the host page a message from the other side arrived
+    // (it shows the unread dot while the chat is closed). Nothing but the fact is sent.
+    const text = evt.detail.message;
+    if (window.parent !== window &&
+        text.trim().indexOf('<div hx-swap-oob="beforeend:#messages"') === 0 &&
+        text.indexOf(" mine") < 0) {
+      window.parent.postMessage({ source: "handoff-chat", type: "message" }, "*");
+    }
     orderMessages();
     if (window.chatOutbox) window.chatOutbox.renderPending();
     const typing = $("#typing-indicator");
@@ -137,6 +150,13 @@
     }
     scrollToEnd();
   });
+
+  // In the widget's frame, Escape closes the widget (keys don't reach the host page).
+  if (window.parent !== window) {
+    document.addEventListener("keydown", function (evt) {
+      if (evt.key === "Escape") window.parent.postMessage({ source: "handoff-chat", type: "close" }, "*");
+    });
+  }
 
   document.addEventListener("DOMContentLoaded", function () {
     const form = $("#composer");

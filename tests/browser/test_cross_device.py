@@ -118,7 +118,7 @@ def test_second_device_sees_the_whole_conversation(
     expect(phone.locator("#pending > .msg")).to_have_count(0)
 
     # Alice resolves: both devices are told, stop chatting and stop reconnecting, and
-    # the link no longer opens the chat.
+    # the link shows the transcript read-only (no composer).
     endings = alice.get_by_role("region", name="Close this conversation")
     endings.get_by_label("Action").select_option("resolve")
     endings.get_by_role("button", name="Close").click()
@@ -132,7 +132,12 @@ def test_second_device_sees_the_whole_conversation(
         expect(device.locator("#live")).to_have_text("Ended")
     phone.wait_for_timeout(1_500)  # the old client reconnected after 1 s; this one must not
     expect(phone.locator("#live")).to_have_text("Ended")
+    # The link now shows the transcript read-only (TRANSCRIPT_RETENTION_DAYS), no composer.
     answer = laptop.goto(customer_url)
-    assert answer.status == 410
-    expect(laptop.locator("h1")).to_have_text("This conversation has ended")
+    assert answer.status == 200
+    expect(laptop.locator("h1")).to_have_text("Your conversation with support")
+    expect(laptop.locator("#messages > .msg-system").last).to_have_text(
+        "This conversation was resolved. Thank you for contacting us!"
+    )
+    expect(laptop.locator("#composer")).to_have_count(0)
     assert dialogs.fired == []

@@ -30,7 +30,12 @@ def form(team: Team, **changes) -> dict:
         "unanswered_after_secs": team.unanswered_after_secs,
         "requeue_unanswered": "on" if team.requeue_unanswered else "",
         "default_capacity": team.default_capacity,
+        "time_zone": team.time_zone,
+        "away_message": team.away_message,
     }
+    # The opening hours and holidays inlines (none).
+    for prefix in ("opening_hours", "holidays"):
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
     data.update(changes)
     return {k: v for k, v in data.items() if v != ""}
 

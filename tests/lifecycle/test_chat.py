@@ -352,7 +352,9 @@ def test_a_memory_server_outage_delays_the_copies_but_loses_none(accepted, alice
 
 
 # ---------------------------------------------------------------- resolve
-def test_resolve_ends_the_session_with_a_summary_and_closes_the_link(accepted, alice, client):
+def test_resolve_ends_the_session_with_a_summary_and_closes_the_link(
+    accepted, alice, client, settings
+):
     conversation = accepted.conversation
     post(conversation, Sender.CUSTOMER, "Please refund", "c-1")
     hop = conversation_resolve(
@@ -378,6 +380,12 @@ def test_resolve_ends_the_session_with_a_summary_and_closes_the_link(accepted, a
     )
     assert hop.events.filter(kind="handoff.resolved").count() == 1
 
+    # The link stays readable (read-only, no composer) for the retention period.
+    page = client.get(f"/c/{conversation.token}/")
+    assert page.status_code == 200
+    assert b'id="composer"' not in page.content
+    assert b"Please refund" in page.content
+    settings.TRANSCRIPT_RETENTION_DAYS = 0
     assert client.get(f"/c/{conversation.token}/").status_code == 410
     answer = client.post(
         f"/c/{conversation.token}/messages", {"body": "hello?", "client_id": "c-after"}

@@ -1,5 +1,6 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,15 +13,28 @@ from handoffs import demo
 from handoffs.models import Handoff
 
 
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 class Command(BaseCommand):
     help = (
-        "Serve the console with a seeded demo: people, teams, a bot key and escalations "
-        "made through the memory API by the dakera SDK."
+        "Serve the console with a seeded demo: people, teams, a bot key, escalations "
+        "made through the memory API by the dakera SDK, and the demo bot answering "
+        "customers after a hand back."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--bot-port",
+            type=int,
+            default=0,
+            help="The demo bot's webhook port (default: a free one)",
+        )
         parser.add_argument(
             "--no-serve", action="store_true", help="Seed against a running server and exit"
         )
@@ -28,15 +42,46 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from dakera import DakeraClient
 
-        setup = demo.ensure_people_and_bot()
-        base = f"http://{options['host']}:{options['port']}"
-        server = worker = None
+        host = options["host"]
+        base = f"http://{host}:{options['port']}"
+        bot_port = None
+        callback_url = ""
         if not options["no_serve"]:
-            # Retries webhooks and memory writes the on-commit kick could not deliver.
-            worker = subprocess.Popen(  # noqa: S603
-                [sys.executable, "manage.py", "run_worker"],
-                cwd=settings.BASE_DIR,
-                env=os.environ.copy(),
+            bot_port = options["bot_port"] or free_port(host)
+            callback_url = f"http://{host}:{bot_port}/webhooks"
+        setup = demo.ensure_people_and_bot(callback_url=callback_url)
+        processes: list[subprocess.Popen] = []
+        server = None
+        if not options["no_serve"]:
+            env = {
+                **os.environ,
+                "CONSOLE_PUBLIC_URL": os.environ.get("CONSOLE_PUBLIC_URL") or base,
+                "CONSOLE_DEMO_PAGES": os.environ.get("CONSOLE_DEMO_PAGES") or "1",
+            }
+            manage = [sys.executable, "manage.py"]
+            # Delivers webhooks (to the demo bot too), retries memory writes, runs timers.
+            worker = [*manage, "run_worker", "--poll", "0.5"]
+            processes.append(subprocess.Popen(worker, cwd=settings.BASE_DIR, env=env))  # noqa: S603
+            # The demo bot: answers customers after a hand back (webhooks in, API out).
+            processes.append(
+                subprocess.Popen(  # noqa: S603
+                    [
+                        *manage,
+                        "demo_bot",
+                        "--host",
+                        host,
+                        "--port",
+                        str(bot_port),
+                        "--console",
+                        base,
+                    ],
+                    cwd=settings.BASE_DIR,
+                    env={
+                        **env,
+                        "DEMO_BOT_KEY": setup.bot_key,
+                        "DEMO_BOT_SECRET": setup.webhook_secret,
+                    },
+                )
             )
             server = subprocess.Popen(  # noqa: S603
                 [
@@ -44,14 +89,15 @@ class Command(BaseCommand):
                     "-m",
                     "daphne",
                     "-b",
-                    options["host"],
+                    host,
                     "-p",
                     str(options["port"]),
                     "console.asgi:application",
                 ],
                 cwd=settings.BASE_DIR,
-                env=os.environ.copy(),
+                env=env,
             )
+            processes.append(server)
         try:
             self._wait_ready(base, server)
             if not Handoff.objects.filter(customer=demo.SEED_CUSTOMER).exists():
@@ -59,16 +105,19 @@ class Command(BaseCommand):
                 demo.run_seed_scenario(client)
                 demo.run_more_escalations(client)
                 self.stdout.write("Seeded escalations through the memory API.")
-            self._print_logins(base, setup)
+            self._print_logins(base, setup, bot_port)
             if server is not None:
                 server.wait()
         except KeyboardInterrupt:
             pass
         finally:
-            for process in (server, worker):
-                if process is not None and process.poll() is None:
+            for process in reversed(processes):
+                if process.poll() is None:
                     process.send_signal(signal.SIGINT)
-                    process.wait(timeout=10)
+                    try:
+                        process.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
 
     def _wait_ready(self, base, server):
         deadline = time.monotonic() + 30
@@ -83,7 +132,7 @@ class Command(BaseCommand):
             time.sleep(0.2)
         raise CommandError(f"the console did not answer on {base}")
 
-    def _print_logins(self, base, setup):
+    def _print_logins(self, base, setup, bot_port):
         out = self.stdout
         out.write("")
         out.write(self.style.SUCCESS(f"The handoff console is running on {base}/"))
@@ -92,4 +141,7 @@ class Command(BaseCommand):
         for username, password, role in setup.logins:
             out.write(f"    {username:<8} {password:<16} {role}")
         out.write(f"  Bot API key (tier1-bot, memory API at {base}/): {setup.bot_key}")
-        out.write("  Press Ctrl-C to stop.")
+        if bot_port:
+            out.write(f"  Demo bot (answers after a hand back): webhooks on port {bot_port}")
+            out.write(f"  Widget example page: {base}/demo/widget/")
+        out.write("  The full loop: README, 'Walkthrough'. Press Ctrl-C to stop.")
