@@ -7,17 +7,21 @@ from django.utils import timezone
 
 from ..memory import get_store
 from ..memory.base import MemoryError as StoreError
-from ..models import Agent, Event, Handoff, Status
+from ..models import Agent, Event, Handoff, Status, Team
 from ..realtime import broadcast
 from .errors import AgentAtCapacity, HandoffConflict, HandoffNotFound
 from .messages import on_accepted
 
 
 def can_see(agent: Agent, handoff: Handoff) -> bool:
-    """Supervisors see every team; agents see their own teams' handoffs."""
+    """Supervisors see every team; agents see the handoffs of the teams they serve
+    (their own and the shared default queue, ``Team.objects.served_by``)."""
     if agent.is_supervisor:
         return True
-    return handoff.team_id is not None and agent.teams.filter(pk=handoff.team_id).exists()
+    return (
+        handoff.team_id is not None
+        and Team.objects.served_by(agent).filter(pk=handoff.team_id).exists()
+    )
 
 
 def open_conversations(agent: Agent) -> int:

@@ -50,6 +50,7 @@ from django.db.models.functions import Cast, Coalesce, RowNumber
 from django.utils import timezone
 
 from ..lifecycle.estimate import sentiment_from_score
+from ..lifecycle.intake import path_flags  # the queue rows flag chains the same way
 from ..models import Agent, Bot, Handoff, Message, Team
 
 LONGEST_SHOWN = 20
@@ -118,14 +119,6 @@ def default_filter(today: date | None = None) -> ReportFilter:
 
 
 # ---------------------------------------------------------------- paths
-def path_flags(nodes: list[str]) -> tuple[bool, bool]:
-    """(ping_pong, loop): A → B → A somewhere; any node visited twice."""
-    ping_pong = any(
-        nodes[i] == nodes[i + 2] and nodes[i] != nodes[i + 1] for i in range(len(nodes) - 2)
-    )
-    return ping_pong, len(set(nodes)) < len(nodes)
-
-
 def node_kind(node: str, bots: set[str]) -> str:
     if node.startswith("human:"):
         return "human"

@@ -19,6 +19,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from ..lifecycle.endings import handoff_reassign
 from ..lifecycle.errors import HandoffError
+from ..lifecycle.presence import agent_profile_for_superuser
 from ..models import Agent, Handoff, Status, Team
 from ..pages import HtmxHttpRequest
 from . import charts, floor, reports
@@ -31,6 +32,8 @@ def supervisor_required(view):
     @wraps(view)
     def wrapper(request: HtmxHttpRequest, *args, **kwargs):
         agent = Agent.objects.select_related("user").filter(user=request.user).first()
+        if agent is None:
+            agent = agent_profile_for_superuser(user=request.user)
         if agent is None:
             return render(request, "handoffs/desk/no_profile.html", status=403)
         if not agent.can_supervise:

@@ -68,8 +68,9 @@ class World:
     def close(self, who: str, hop: Handoff, action: str, **fields) -> Handoff | None:
         """Resolve, transfer or hand back through the endings form; returns the next hop."""
         before = set(Handoff.objects.values_list("pk", flat=True))
+        confirm = {"confirm": "1"} if action == "resolve" else {}  # Resolve asks first
         response = self.clients[who].post(
-            f"/conversations/{hop.pk}/close", {"action": action, **fields}
+            f"/conversations/{hop.pk}/close", {"action": action, **confirm, **fields}
         )
         assert response.status_code == 302 and response.url == "/", response
         assert Handoff.objects.get(pk=hop.pk).status != Status.ACCEPTED
