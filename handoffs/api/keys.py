@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.utils import timezone
 
 from ..models import Bot
@@ -18,3 +20,12 @@ def bot_create(*, name: str, callback_url: str = "") -> tuple[Bot, str]:
 def bot_revoke(*, bot: Bot) -> None:
     """Revoke a bot's key: the next request with it is refused."""
     Bot.objects.filter(pk=bot.pk, revoked_at=None).update(revoked_at=timezone.now())
+
+
+def bot_rotate_webhook_secret(*, bot: Bot) -> str:
+    """Give the bot a new webhook signing secret; returns it (show it once: the old one
+    stops verifying the next delivery)."""
+    secret = secrets.token_hex(32)
+    Bot.objects.filter(pk=bot.pk).update(webhook_secret=secret)
+    bot.webhook_secret = secret
+    return secret

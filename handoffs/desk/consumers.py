@@ -33,7 +33,7 @@ def _agent_for(user) -> Agent | None:
 
 
 @database_sync_to_async
-def _socket_opened(agent: Agent) -> None:
+def socket_opened(agent: Agent) -> None:
     key = SOCKETS_KEY.format(agent.pk)
     cache.add(key, 0, SOCKETS_TTL)
     cache.incr(key)
@@ -46,7 +46,7 @@ def _socket_opened(agent: Agent) -> None:
 
 
 @database_sync_to_async
-def _socket_closed(agent: Agent) -> None:
+def socket_closed(agent: Agent) -> None:
     key = SOCKETS_KEY.format(agent.pk)
     try:
         remaining = cache.decr(key)
@@ -83,7 +83,7 @@ class AgentConsumer(ForwardingConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await _socket_opened(self.agent)
+        await socket_opened(self.agent)
         snapshot = await self.snapshot(self.agent)
         if snapshot:
             await self.send(text_data=snapshot)
@@ -92,7 +92,7 @@ class AgentConsumer(ForwardingConsumer):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
         if self.agent is not None and getattr(self, "groups_joined", None):
-            await _socket_closed(self.agent)
+            await socket_closed(self.agent)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Clients only listen on these sockets; anything they send is ignored."""

@@ -28,6 +28,7 @@ import heapq
 import math
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from operator import itemgetter
@@ -141,6 +142,8 @@ class Chain:
     customer_name: str = ""
     started_at: datetime | None = None
     kinds: list[str] = field(default_factory=list)
+    last_hop_id: int | None = None  # links to the issue's latest card / conversation
+    last_conversation_id: int | None = None
 
     @property
     def hops(self) -> int:
@@ -220,8 +223,13 @@ class Matrix:
 
     @property
     def lines(self) -> list[tuple[str, str, list[int], int]]:
-        """(from node, its kind, counts per ``to`` node, row total) for the template."""
-        return list(zip(self.nodes, self.kinds, self.rows, self.row_totals, strict=True))
+        """(from node, its kind, counts per ``to`` node, row total) for the template;
+        nodes that handed nothing to anyone shown (a team only receives) are left out."""
+        return [
+            line
+            for line in zip(self.nodes, self.kinds, self.rows, self.row_totals, strict=True)
+            if line[3]
+        ]
 
     @property
     def columns(self) -> list[tuple[str, str]]:
@@ -476,7 +484,9 @@ def transfer_report(
         else:
             shift.steady += 1
         item = (len(hops), wait or 0.0, first[KEY], hops)
-        if len(top) < longest:
+        if len(hops) < 2:
+            pass  # a one-hop issue is no chain
+        elif len(top) < longest:
             heapq.heappush(top, item)
         elif item[:3] > top[0][:3]:
             heapq.heapreplace(top, item)
@@ -547,45 +557,84 @@ def _matrix(cells: Counter[tuple[str, str]], bots: set[str]) -> Matrix:
 
 
 def _describe(chains: list[Chain]) -> None:
-    """Customer and start time of a few chains (one query)."""
+    """Customer, start time and latest hop of a few chains (one query)."""
     if not chains:
         return
-    firsts = Handoff.objects.filter(
-        chain_id__in=[uuid.UUID(c.key) for c in chains], hop_index=0
-    ).values_list("chain_id", "customer", "customer_name", "created_at")
-    found = {chain_id.hex: rest for chain_id, *rest in firsts}
+    hops = (
+        Handoff.objects.filter(chain_id__in=[uuid.UUID(c.key) for c in chains])
+        .order_by("hop_index")
+        .values_list(
+            "chain_id",
+            "hop_index",
+            "pk",
+            "conversation_id",
+            "customer",
+            "customer_name",
+            "created_at",
+        )
+    )
+    firsts: dict[str, tuple] = {}
+    lasts: dict[str, tuple[int, int | None]] = {}
+    for chain_id, index, pk, conversation, customer, name, created in hops:
+        if index == 0:
+            firsts[chain_id.hex] = (customer, name, created)
+        lasts[chain_id.hex] = (pk, conversation)
     for chain in chains:
-        customer, name, started = found.get(uuid.UUID(chain.key).hex, ("", "", None))
-        chain.customer, chain.customer_name, chain.started_at = customer, name, started
+        key = uuid.UUID(chain.key).hex
+        chain.customer, chain.customer_name, chain.started_at = firsts.get(key, ("", "", None))
+        chain.last_hop_id, chain.last_conversation_id = lasts.get(key, (None, None))
 
 
 # ---------------------------------------------------------------- CSV export
-CSV_ISSUE_COLUMNS = [
-    "issue",
-    "customer",
-    "customer_name",
-    "started_at",
-    "hops",
-    "path",
-    "ping_pong",
-    "loop",
-    "human_wait_secs",
-    "sentiment_at_handoff",
-    "sentiment_at_close",
-    "source_bot",
+@dataclass
+class CsvHop:
+    """What one CSV row is about: a hop of an issue, with the issue's figures."""
+
+    chain: Chain
+    number: int  # 1 for the first hop
+    hop: tuple
+    teams: dict[int, str]
+    usernames: dict[int, str]
+    columns: dict[str, int]  # the extra scanned columns' positions
+
+    def scanned(self, name: str) -> Any:
+        return self.hop[self.columns[name]]
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+# The CSV's one fixed column set, in order: (header, value of a row). One row per hop,
+# every row with its issue's columns first, so every export has the same header and
+# every row the same width. Add a column by adding it here.
+CSV_COLUMNS: list[tuple[str, Callable[[CsvHop], Any]]] = [
+    ("issue", lambda r: r.chain.chain_id),
+    ("customer", lambda r: r.chain.customer),
+    ("customer_name", lambda r: r.chain.customer_name),
+    ("started_at", lambda r: _iso(r.chain.started_at)),
+    ("hops", lambda r: r.chain.hops),
+    ("path", lambda r: r.chain.path),
+    ("ping_pong", lambda r: _yes(r.chain.ping_pong)),
+    ("loop", lambda r: _yes(r.chain.loop)),
+    ("human_wait_secs", lambda r: _secs(r.chain.human_wait_secs)),
+    ("sentiment_at_handoff", lambda r: round(r.chain.sentiment_at_handoff, 3)),
+    ("sentiment_at_close", lambda r: round(r.chain.sentiment_at_close, 3)),
+    ("source_bot", lambda r: r.chain.source),
+    ("hop", lambda r: r.number),
+    ("hop_from", lambda r: r.hop[FROM]),
+    ("hop_to", lambda r: r.hop[TO]),
+    ("hop_team", lambda r: r.teams.get(r.hop[TEAM], "")),
+    ("hop_status", lambda r: r.scanned("status")),
+    ("hop_accepted_by", lambda r: r.usernames.get(r.hop[BY], "")),
+    ("hop_created_at", lambda r: _iso(r.scanned("created_at"))),
+    ("hop_accepted_at", lambda r: _iso(r.scanned("accepted_at"))),
+    ("hop_wait_secs", lambda r: _secs(r.hop[WAIT]) if r.hop[TEAM] is not None else ""),
+    ("hop_rating", lambda r: r.hop[RATING]),
 ]
-CSV_HOP_COLUMNS = [
-    "from",
-    "to",
-    "team",
-    "status",
-    "accepted_by",
-    "created_at",
-    "accepted_at",
-    "wait_secs",
-    "rating",
-]
+CSV_EXTRA_SCAN = ("status", "customer", "customer_name", "created_at", "accepted_at")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+BOM = "\ufeff"  # Excel reads a CSV as UTF-8 ("Zoë") only with it
 
 
 def csv_cell(value: Any) -> Any:
@@ -604,56 +653,30 @@ def _iso(value: datetime | None) -> str:
 
 
 def write_csv(f: ReportFilter, out: IO[str], *, now: datetime | None = None) -> int:
-    """One row per issue with its hops (``hop<n>_...`` columns); returns the row count.
+    """The CSV export: a UTF-8 BOM, the ``CSV_COLUMNS`` header, then one row per hop of
+    each issue, issues in start order; returns the number of issues.
 
     The figures are the report's own (the same scan and chain logic), so the two agree.
     """
     import csv
 
     now = now or timezone.now()
-    extra = ("status", "customer", "customer_name", "created_at", "accepted_at")
-    status, customer, customer_name, created_at, accepted_at = range(
-        len(SCAN_COLUMNS), len(SCAN_COLUMNS) + len(extra)
-    )
-    chains = _scan(f, now, extra)
+    columns = {name: len(SCAN_COLUMNS) + i for i, name in enumerate(CSV_EXTRA_SCAN)}
+    chains = _scan(f, now, CSV_EXTRA_SCAN)
     lookups = _lookups(f)
     teams = dict(Team.objects.values_list("pk", "slug"))
+    created_at = columns["created_at"]
     chains.sort(key=lambda hops: (hops[0][created_at], hops[0][KEY]))
+    out.write(BOM)
     writer = csv.writer(out)
-    header = list(CSV_ISSUE_COLUMNS)
-    for n in range(1, max((len(hops) for hops in chains), default=0) + 1):
-        header.extend(f"hop{n}_{column}" for column in CSV_HOP_COLUMNS)
-    writer.writerow(header)
+    writer.writerow([header for header, _ in CSV_COLUMNS])
     for hops in chains:
         chain = _chain(hops, lookups)
         first = hops[0]
-        row: list[Any] = [
-            chain.chain_id,
-            first[customer],
-            first[customer_name],
-            _iso(first[created_at]),
-            chain.hops,
-            chain.path,
-            "yes" if chain.ping_pong else "no",
-            "yes" if chain.loop else "no",
-            _secs(chain.human_wait_secs),
-            round(chain.sentiment_at_handoff, 3),
-            round(chain.sentiment_at_close, 3),
-            chain.source,
-        ]
-        for hop in hops:
-            row.extend(
-                [
-                    hop[FROM],
-                    hop[TO],
-                    teams.get(hop[TEAM], ""),
-                    hop[status],
-                    lookups.usernames.get(hop[BY], ""),
-                    _iso(hop[created_at]),
-                    _iso(hop[accepted_at]),
-                    _secs(hop[WAIT]) if hop[TEAM] is not None else "",
-                    hop[RATING],
-                ]
-            )
-        writer.writerow([csv_cell(value) for value in row])
+        chain.customer = first[columns["customer"]]
+        chain.customer_name = first[columns["customer_name"]]
+        chain.started_at = first[created_at]
+        for number, hop in enumerate(hops, start=1):
+            row = CsvHop(chain, number, hop, teams, lookups.usernames, columns)
+            writer.writerow([csv_cell(value(row)) for _, value in CSV_COLUMNS])
     return len(chains)

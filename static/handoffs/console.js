@@ -204,6 +204,27 @@
       setTimeout(function () { if (wrapper && wrapper.reconnect) wrapper.reconnect(); }, 1000);
     }
   });
+  // The endings form: show the fields the chosen action uses, name the button after it.
+  // Without JS every field shows and the server ignores the ones an action doesn't use.
+  const ENDING_LABELS = {
+    resolve: "Resolve…", transfer: "Transfer", release: "Release to the queue", handback: "Hand back",
+  };
+  function setupEndings() {
+    const form = $(".ending-form");
+    if (!form) return;
+    const select = $("#ending-action", form);
+    function show() {
+      const action = select.value;
+      $all("[data-for-action]", form).forEach(function (el) {
+        el.hidden = el.dataset.forAction.split(" ").indexOf(action) < 0;
+      });
+      const button = $("#ending-submit", form);
+      if (button) button.textContent = ENDING_LABELS[action] || "Close";
+    }
+    select.addEventListener("change", show);
+    show();
+  }
+
   // Rows and status lines pushed over a socket are rendered for everyone: say "you"
   // where the assignee is the person looking.
   function markAssignedToMe() {
@@ -229,6 +250,7 @@
     if ($("#queue-rows")) { refreshQueue(false); }
     setupAlerts();
     markAssignedToMe();
+    setupEndings();
     tick();
     setInterval(tick, 1000);
   });
