@@ -67,7 +67,8 @@ def stated_topic(handoff: Handoff) -> str:
         .values_list("reason", flat=True)
     )
     topic = _clean(next(iter(reasons), ""))
-    if topic and not topic[:2].isupper():
+    first_word = topic.split()[0] if topic else ""
+    if topic and not (len(first_word) > 1 and first_word.isupper()):  # keep "VAT", "iOS"
         topic = topic[0].lower() + topic[1:]
     return topic
 
