@@ -223,6 +223,9 @@
     }
     select.addEventListener("change", show);
     show();
+    // Back with an error or the Resolve confirmation: bring the form into view.
+    const attention = $(".field-error, #ending-errors, #resolve-confirm", form);
+    if (attention) attention.scrollIntoView({ block: "center" });
   }
 
   // Rows and status lines pushed over a socket are rendered for everyone: say "you"
