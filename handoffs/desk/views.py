@@ -116,7 +116,11 @@ def _conversation_context(
         conversation=conversation,
         chat_messages=transcript,
         owner=owner,
-        agent_has_spoken=any(m.sender == Sender.AGENT for m in transcript),
+        # The opener is offered to each agent who takes the conversation over, until
+        # they have said something on this hop.
+        agent_has_spoken=any(
+            m.sender == Sender.AGENT and m.handoff_id == handoff.pk for m in transcript
+        ),
         suggestion=selectors.suggested_first_message(handoff=handoff, agent=request.agent),
         trend=selectors.sentiment_trend(conversation, handoff) if conversation else {},
         customer_url=(

@@ -39,12 +39,13 @@ def score_label(value) -> str:
     return sentiment_from_score(float(value)).value if value is not None else ""
 
 
-SUMMARY_PREFIX = re.compile(r"^HANDOFF SUMMARY \([^)]*\):\s*")
+SUMMARY_PREFIX = re.compile(r"^(HANDOFF SUMMARY \([^)]*\)|HANDBACK to \S+ from \S+):\s*")
 
 
 @register.filter
 def summary_text(value: str) -> str:
-    """A summary without the "HANDOFF SUMMARY (a → b):" prefix the card already says."""
+    """A summary without the "HANDOFF SUMMARY (a → b):" / "HANDBACK to b from a:"
+    prefix the card already says (in names people read)."""
     return SUMMARY_PREFIX.sub("", value or "")
 
 
