@@ -537,3 +537,25 @@ def test_path_flags():
     assert reports.path_flags(["a", "b", "c", "a"]) == (False, True)
     assert reports.path_flags(["a", "b", "c"]) == (False, False)
     assert reports.path_flags(["a"]) == (False, False)
+
+
+def test_an_inverted_range_is_an_error_inside_the_page(world):
+    sue = world.clients["sue"]
+    response = sue.get(
+        "/reports/transfers/?from=2030-01-10&to=2030-01-01", headers={"HX-Request": "true"}
+    )
+    # 422 is swapped by htmx (base.html's htmx-config): the fragment, not a bare error.
+    assert response.status_code == 422
+    assert "<html" not in response.text and 'id="report-body"' in response.text
+    assert "The start date is after the end date." in response.text
+    page = sue.get("/reports/transfers/?from=2030-01-10&to=2030-01-01")
+    assert page.status_code == 400 and "<html" in page.text
+    assert "The start date is after the end date." in page.text
+
+
+def test_the_matrix_leaves_out_rows_that_handed_nothing(history):
+    report = reports.transfer_report(the_filter(), now=t0() + timedelta(seconds=NOW))
+    matrix = report.matrix
+    assert any(total == 0 for total in matrix.row_totals)  # e.g. a team that only receives
+    assert all(total for _, _, _, total in matrix.lines)
+    assert len(matrix.lines) == sum(1 for total in matrix.row_totals if total)
