@@ -80,7 +80,12 @@ def handoff_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such handoff in your queues.")
     if handoff.status == Status.ACCEPTED and handoff.accepted_by_id == request.agent.pk:
         return redirect("conversation", pk=pk)
-    return render(request, "handoffs/desk/handoff.html", _card_context(request, handoff))
+    context = _card_context(request, handoff)
+    # After a hop, the chat so far is read here before accepting (it isn't on the card).
+    context["chat_messages"] = (
+        list(handoff.conversation.messages.order_by("seq")) if handoff.conversation else []
+    )
+    return render(request, "handoffs/desk/handoff.html", context)
 
 
 @require_POST
