@@ -19,11 +19,22 @@ from django.utils import timezone
 class TeamQuerySet(models.QuerySet):
     def served_by(self, agent: Agent) -> TeamQuerySet:
         """The teams whose queues ``agent`` serves: their own, plus the default queue
-        while it has no members of its own (so an unknown target always reaches people;
-        an admin who gives the default team members makes it a named fallback team)."""
-        return self.filter(
-            models.Q(agents=agent) | models.Q(is_default=True, agents__isnull=True)
-        ).distinct()
+        while no agent (role "agent") is a member of it, so an unknown target always
+        reaches people. An admin who gives the default team agents makes it a named
+        fallback team. Supervisors and admins see every queue anyway, so their
+        membership doesn't count."""
+        return (
+            self.with_has_agents()
+            .filter(models.Q(agents=agent) | models.Q(is_default=True, has_agents=False))
+            .distinct()
+        )
+
+    def with_has_agents(self) -> TeamQuerySet:
+        """Annotate ``has_agents``: whether any member has the plain agent role."""
+        members = Team.agents.through.objects.filter(
+            team_id=models.OuterRef("pk"), agent__role=Role.AGENT
+        )
+        return self.annotate(has_agents=models.Exists(members))
 
 
 class Team(models.Model):

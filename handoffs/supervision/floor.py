@@ -145,14 +145,11 @@ def floor_summary(*, now: datetime | None = None) -> FloorSummary:
             elif row is not None and agent.presence == Presence.AWAY:
                 row.away += 1
     # The default queue without members of its own is served by every agent.
-    served_by_all = [row for row in rows.values() if row.team.is_default]
-    members = set(
-        Team.agents.through.objects.filter(
-            team_id__in=[row.team.pk for row in served_by_all]
-        ).values_list("team_id", flat=True)
+    staffed = set(
+        Team.objects.with_has_agents().filter(has_agents=True).values_list("pk", flat=True)
     )
-    for row in served_by_all:
-        if row.team.pk not in members:
+    for row in rows.values():
+        if row.team.is_default and row.team.pk not in staffed:
             row.online = counts.get(Presence.ONLINE, 0)
             row.away = counts.get(Presence.AWAY, 0)
     summary.presence_counts = counts

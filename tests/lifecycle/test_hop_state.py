@@ -97,6 +97,10 @@ def test_the_default_queue_reaches_every_agent_until_it_has_members(people):
     for who in ("alice", "carol"):
         assert lost in queue_for_agent(agent=people[who])
         assert visible_handoff(agent=people[who], handoff_id=lost.pk) is not None
+    # A supervisor or admin in the default team (a superuser's profile has every team)
+    # doesn't make it a named fallback: they see every queue anyway.
+    people["sue"].teams.add(lost.team)
+    assert lost in queue_for_agent(agent=people["alice"])
     hop_of(people, "carol", lost)  # anyone can take it
     # An admin gives the default team members: a named fallback team, theirs only.
     fallback = escalate(team_slug="nowhere-else", to_agent="nowhere-else")
