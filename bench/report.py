@@ -11,7 +11,7 @@ spread over the last 30 days. Then, alternately with their baselines:
   included), against a bare count + render of the same template with no issues;
 - ``GET /reports/transfers/`` on a live Daphne with a supervisor's session (middleware,
   session, auth, view, template), against ``GET /health/live`` on the same Daphne;
-- the CSV export (one row per issue with its hops), against the bare count.
+- the CSV export (one row per hop with its issue's figures), against the bare count.
 
 Target (issue 5): the report for 100,000 handoffs renders in under a second (p99 of the
 selector + render, and of the whole GET). In-process rows also carry ``cpu_p50_ms``,
@@ -398,7 +398,7 @@ def run(args: argparse.Namespace) -> list[Row]:
             timed,
             "bare COUNT(*) of the hops in range",
             target=False,
-            notes=f"{len(out.getvalue()) // 1024:,} KiB, one row per issue",
+            notes=f"{len(out.getvalue()) // 1024:,} KiB, one row per hop",
         )
     )
     _log(args, "measured the CSV export")

@@ -1,8 +1,15 @@
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.tokens import default_token_generator
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from .api import keys
 from .delivery import outbox
+from .desk import opener
 from .models import (
     Agent,
     Bot,
@@ -14,6 +21,7 @@ from .models import (
     MemoryWrite,
     Message,
     OpeningHours,
+    Role,
     Team,
     WebhookDelivery,
 )
@@ -64,9 +72,23 @@ class TeamAdmin(admin.ModelAdmin):
                 "'arrived out of hours', and the SLA timers pause.",
             },
         ),
+        ("The first message to the customer", {"fields": ["topic", "opener_template"]}),
     ]
     inlines = [OpeningHoursInline, HolidayInline]
     actions = ["apply_default_capacity"]
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        def clean_opener_template(self) -> str:
+            template = self.cleaned_data.get("opener_template", "")
+            errors = opener.template_errors(template)
+            if errors:
+                raise forms.ValidationError(errors)
+            return template
+
+        form.clean_opener_template = clean_opener_template
+        return form
 
     def save_model(self, request: HttpRequest, obj: Team, form, change: bool) -> None:
         before = Team.objects.filter(pk=obj.pk).values().first() if change else {}
@@ -109,17 +131,125 @@ def team_audit(request: HttpRequest, team: Team, kind: str, **data) -> None:
     )
 
 
+class AgentAddForm(forms.ModelForm):
+    """One form for a new agent: the sign-in account and the console profile together.
+
+    Without a password the account gets none, and admin shows a one-time link where the
+    agent sets their own.
+    """
+
+    username = forms.CharField(max_length=150, help_text="What they sign in with.")
+    first_name = forms.CharField(
+        max_length=150, help_text='Shown to customers ("Alice joined the conversation").'
+    )
+    last_name = forms.CharField(max_length=150, required=False)
+    email = forms.EmailField(required=False)
+    password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to get a link where the agent sets their own password.",
+    )
+
+    class Meta:
+        model = Agent
+        fields = ["teams", "role", "capacity"]
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("An account with this username exists already.")
+        return username
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data.get("password") or ""
+        if password:
+            user = get_user_model()(
+                username=self.data.get("username", ""), first_name=self.data.get("first_name", "")
+            )
+            password_validation.validate_password(password, user)
+        return password
+
+
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ["user", "role", "capacity", "presence", "team_list"]
+    """Agents. "Add agent" makes the account and the profile in one form; presence is
+    the console's to set (sockets and the agent's own menu), so it is read-only here."""
+
+    list_display = ["user", "name", "role", "capacity", "presence", "team_list"]
     list_filter = ["role", "presence", "teams"]
     search_fields = ["user__username", "user__first_name", "user__last_name", "user__email"]
     filter_horizontal = ["teams"]
     list_select_related = ["user"]
+    readonly_fields = ["presence", "presence_changed_at"]
 
     @admin.display(description="Teams")
     def team_list(self, obj: Agent) -> str:
         return ", ".join(t.slug for t in obj.teams.all())
+
+    @admin.display(description="Name")
+    def name(self, obj: Agent) -> str:
+        return obj.user.get_full_name()
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = AgentAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return [
+                "username",
+                "first_name",
+                "last_name",
+                "email",
+                "password",
+                "teams",
+                "role",
+                "capacity",
+            ]
+        return ["user", "teams", "role", "capacity", "alerts_enabled", *self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return [*self.readonly_fields, "user"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Agent, form, change: bool) -> None:
+        if change:
+            return super().save_model(request, obj, form, change)
+        data = form.cleaned_data
+        user = get_user_model()(
+            username=data["username"],
+            first_name=data["first_name"],
+            last_name=data.get("last_name", ""),
+            email=data.get("email", ""),
+            is_staff=data.get("role") in (Role.SUPERVISOR, Role.ADMIN),
+        )
+        if data.get("password"):
+            user.set_password(data["password"])
+        else:
+            user.set_unusable_password()
+        user.save()
+        obj.user = user
+        super().save_model(request, obj, form, change)
+        Event.objects.create(
+            kind="agent.created",
+            actor=f"human:{request.user.get_username()}",
+            data={"agent": user.get_username(), "role": obj.role, "via": "admin"},
+        )
+        if not data.get("password"):
+            link = request.build_absolute_uri(
+                reverse(
+                    "password_reset_confirm",
+                    args=[
+                        urlsafe_base64_encode(force_bytes(user.pk)),
+                        default_token_generator.make_token(user),
+                    ],
+                )
+            )
+            messages.warning(
+                request,
+                f"Send {user.first_name} this link to set their password (it works once, "
+                f"until they sign in): {link}",
+            )
 
 
 @admin.register(Bot)
@@ -140,7 +270,7 @@ class BotAdmin(admin.ModelAdmin):
     search_fields = ["name", "key_prefix", "callback_url"]
     readonly_fields = ["key_prefix", "created_at", "last_used_at"]
     fields = ["name", "scope", "namespaces", "callback_url", "revoked_at", *readonly_fields]
-    actions = ["revoke_keys"]
+    actions = ["revoke_keys", "rotate_webhook_secrets"]
 
     @admin.display(description="Namespaces")
     def namespace_list(self, obj: Bot) -> str:
@@ -156,6 +286,22 @@ class BotAdmin(admin.ModelAdmin):
                 request,
                 f"API key for {obj.name} (copy it now, it is not stored and will not be "
                 f"shown again): {raw_key}",
+            )
+            messages.warning(
+                request,
+                f"Webhook signing secret for {obj.name} (copy it now; it verifies "
+                f"X-Handoff-Signature and is shown only once, rotate it to get a new "
+                f"one): {obj.webhook_secret}",
+            )
+
+    @admin.action(description="Rotate the selected bots' webhook secrets (shown once)")
+    def rotate_webhook_secrets(self, request: HttpRequest, queryset) -> None:
+        for bot in queryset:
+            secret = keys.bot_rotate_webhook_secret(bot=bot)
+            messages.warning(
+                request,
+                f"New webhook signing secret for {bot.name} (copy it now; the old one no "
+                f"longer verifies): {secret}",
             )
 
     @admin.action(description="Revoke the selected bots' keys")
@@ -202,14 +348,51 @@ class HandoffAdmin(admin.ModelAdmin):
     inlines = [EventInline]
 
 
+class EventKindFilter(admin.SimpleListFilter):
+    """Filter by kind; presence changes (most rows, rarely what an audit is after) are
+    left out unless asked for."""
+
+    title = "kind"
+    parameter_name = "kind"
+    EVERYTHING = "__all__"
+    NOISE = ("agent.presence",)
+
+    def lookups(self, request: HttpRequest, model_admin):
+        kinds = Event.objects.order_by("kind").values_list("kind", flat=True).distinct()
+        return [(self.EVERYTHING, "Everything (presence included)"), *((k, k) for k in kinds)]
+
+    def choices(self, changelist):
+        value = self.value()
+        yield {
+            "selected": value is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": "All but presence changes",
+        }
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": value == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request: HttpRequest, queryset):
+        value = self.value()
+        if value is None:
+            return queryset.exclude(kind__in=self.NOISE)
+        if value == self.EVERYTHING:
+            return queryset
+        return queryset.filter(kind=value)
+
+
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
-    """The audit trail is append-only: readable here, never edited."""
+    """The audit trail is append-only: readable here, never edited. Newest first."""
 
     list_display = ["created_at", "kind", "actor", "handoff"]
-    list_filter = ["kind"]
+    list_filter = [EventKindFilter]
     search_fields = ["actor", "kind", "handoff__customer"]
     date_hierarchy = "created_at"
+    ordering = ["-created_at", "-pk"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -17,13 +17,36 @@ from django.db import models
 from django.utils import timezone
 
 
+class TeamQuerySet(models.QuerySet):
+    def served_by(self, agent: Agent) -> TeamQuerySet:
+        """The teams whose queues ``agent`` serves: their own, plus the default queue
+        while no agent (role "agent") is a member of it, so an unknown target always
+        reaches people. An admin who gives the default team agents makes it a named
+        fallback team. Supervisors and admins see every queue anyway, so their
+        membership doesn't count."""
+        return (
+            self.with_has_agents()
+            .filter(models.Q(agents=agent) | models.Q(is_default=True, has_agents=False))
+            .distinct()
+        )
+
+    def with_has_agents(self) -> TeamQuerySet:
+        """Annotate ``has_agents``: whether any member has the plain agent role."""
+        members = Team.agents.through.objects.filter(
+            team_id=models.OuterRef("pk"), agent__role=Role.AGENT
+        )
+        return self.annotate(has_agents=models.Exists(members))
+
+
 class Team(models.Model):
     """A human queue such as ``billing-specialist``; ``to_agent`` routes to its slug."""
 
     slug = models.SlugField(unique=True, max_length=100)
     name = models.CharField(max_length=200)
     is_default = models.BooleanField(
-        default=False, help_text="Receives handoffs addressed to an unknown target."
+        default=False,
+        help_text="Receives handoffs addressed to an unknown target. Every agent serves it "
+        "while it has no members; give it members to make it a named fallback team.",
     )
     warn_after_secs = models.PositiveIntegerField(
         default=120, help_text="A waiting handoff turns amber after this many seconds."
@@ -55,6 +78,20 @@ class Team(models.Model):
         help_text="Told to customers outside opening hours, before when the team is back "
         "(a default text when empty).",
     )
+    topic = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="What this team helps with, said to customers when the bot stated no "
+        'topic, e.g. "your invoice".',
+    )
+    opener_template = models.TextField(
+        blank=True,
+        help_text="The first message offered to an agent who accepts from this queue; "
+        "empty for the console's default. Variables: {customer_name}, {agent_name}, "
+        "{team_name}, {topic}. Never filled from summaries or notes.",
+    )
+
+    objects = TeamQuerySet.as_manager()
 
     class Meta:
         ordering = ["slug"]
@@ -134,6 +171,7 @@ class Holiday(models.Model):
 class Role(models.TextChoices):
     AGENT = "agent", "Agent"
     SUPERVISOR = "supervisor", "Supervisor"
+    ADMIN = "admin", "Admin"
 
 
 class Presence(models.TextChoices):
@@ -155,6 +193,11 @@ class Agent(models.Model):
     )
     presence = models.CharField(max_length=10, choices=Presence.choices, default=Presence.OFFLINE)
     presence_changed_at = models.DateTimeField(default=timezone.now)
+    alerts_enabled = models.BooleanField(
+        default=False,
+        help_text="Sound (and desktop alerts where the browser allows) for new escalations; "
+        "the agent turns it on once and it holds on every page.",
+    )
 
     class Meta:
         ordering = ["user__username"]
@@ -163,13 +206,25 @@ class Agent(models.Model):
         return self.user.get_username()
 
     @property
+    def display_name(self) -> str:
+        """How colleagues read this agent: the full name, else the username."""
+        return self.user.get_full_name().strip() or self.user.get_username()
+
+    @property
+    def public_name(self) -> str:
+        """How customers read this agent: the first name (never the username, which may
+        be an e-mail address or a staff id)."""
+        user = self.user
+        return user.first_name.strip() or user.get_full_name().strip() or "Support agent"
+
+    @property
     def memory_name(self) -> str:
         """How this human appears as an agent in memory metadata."""
         return f"human:{self.user.get_username()}"
 
     @property
     def is_supervisor(self) -> bool:
-        return self.role == Role.SUPERVISOR or self.user.is_superuser
+        return self.role in (Role.SUPERVISOR, Role.ADMIN) or self.user.is_superuser
 
     @property
     def can_supervise(self) -> bool:
@@ -378,11 +433,18 @@ class Urgency(models.TextChoices):
 
 
 URGENCY_RANK = {Urgency.LOW: 0, Urgency.NORMAL: 1, Urgency.HIGH: 2, Urgency.CRITICAL: 3}
+SENTIMENT_RANK = {  # how upset: higher is worse
+    Sentiment.POSITIVE: 0,
+    Sentiment.NEUTRAL: 1,
+    Sentiment.FRUSTRATED: 2,
+    Sentiment.ANGRY: 3,
+}
 
 
 class Source(models.TextChoices):
     BOT = "bot", "from bot"
     ESTIMATED = "estimated", "estimated"
+    AGENT = "agent", "set by agent"
 
 
 class Status(models.TextChoices):
@@ -440,6 +502,18 @@ class Handoff(models.Model):
     hop_index = models.PositiveSmallIntegerField(default=0)
     previous = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="next_hops"
+    )
+    waiting_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the customer first asked for a human in this issue (the first "
+        "hop's time, carried by every later hop).",
+    )
+    bounce = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=[("", "None"), ("loop", "Loop"), ("ping_pong", "Ping-pong")],
+        help_text="The chain up to this hop came back to someone (loop) or went A → B → A.",
     )
     human_session_id = models.CharField(max_length=64, blank=True)
     conversation = models.ForeignKey(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from django.db.models import Max, Q
 
-from ..models import Agent, Handoff, Message, Status
+from ..models import Agent, Handoff, Message, Status, Team
 
 CLOSED = (Status.RESOLVED, Status.TRANSFERRED, Status.HANDED_BACK)
 
@@ -47,8 +47,14 @@ def may_supervise(agent: Agent | None) -> bool:
     return active(agent) and agent.can_supervise
 
 
+def served_team_ids(agent: Agent) -> list[int]:
+    """The teams whose queues this agent serves (``Team.objects.served_by``: their own,
+    plus the default queue while no plain agent is a member of it)."""
+    return list(Team.objects.served_by(agent).values_list("pk", flat=True))
+
+
 def serves_team(agent: Agent, team_id: int | None) -> bool:
-    return team_id is not None and agent.teams.filter(pk=team_id).exists()
+    return team_id is not None and team_id in served_team_ids(agent)
 
 
 # ---------------------------------------------------------------- the queue and cards
@@ -59,7 +65,7 @@ def queue_filter(agent: Agent) -> Q:
         return Q(pk__in=[])
     if sees_every_queue(agent):
         return waiting
-    team_ids = list(agent.teams.values_list("pk", flat=True))
+    team_ids = served_team_ids(agent)
     return waiting & (Q(assigned_to=agent) | Q(team_id__in=team_ids, assigned_to=None))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
@@ -60,3 +61,12 @@ def bot_set_reach(
 def bot_revoke(*, bot: Bot) -> None:
     """Revoke a bot's key: the next request with it is refused."""
     Bot.objects.filter(pk=bot.pk, revoked_at=None).update(revoked_at=timezone.now())
+
+
+def bot_rotate_webhook_secret(*, bot: Bot) -> str:
+    """Give the bot a new webhook signing secret; returns it (show it once: the old one
+    stops verifying the next delivery)."""
+    secret = secrets.token_hex(32)
+    Bot.objects.filter(pk=bot.pk).update(webhook_secret=secret)
+    bot.webhook_secret = secret
+    return secret

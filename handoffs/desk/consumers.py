@@ -46,7 +46,7 @@ def _fresh_agent(agent_id: int) -> Agent | None:
 
 
 @database_sync_to_async
-def _socket_opened(agent: Agent) -> None:
+def socket_opened(agent: Agent) -> None:
     key = SOCKETS_KEY.format(agent.pk)
     cache.add(key, 0, SOCKETS_TTL)
     cache.incr(key)
@@ -59,7 +59,7 @@ def _socket_opened(agent: Agent) -> None:
 
 
 @database_sync_to_async
-def _socket_closed(agent: Agent) -> None:
+def socket_closed(agent: Agent) -> None:
     key = SOCKETS_KEY.format(agent.pk)
     try:
         remaining = cache.decr(key)
@@ -96,7 +96,7 @@ class AgentConsumer(ForwardingConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await _socket_opened(self.agent)
+        await socket_opened(self.agent)
         snapshot = await self.snapshot(self.agent)
         if snapshot:
             await self.send(text_data=snapshot)
@@ -105,7 +105,7 @@ class AgentConsumer(ForwardingConsumer):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
         if self.agent is not None and getattr(self, "groups_joined", None):
-            await _socket_closed(self.agent)
+            await socket_closed(self.agent)
 
     RESYNC_ON_RIGHTS_CHANGED = False
 

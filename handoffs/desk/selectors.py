@@ -3,7 +3,6 @@ card browses memory with the read-only ``search``)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,14 +14,15 @@ from ..delivery import outbox
 from ..lifecycle import estimate
 from ..memory import get_store
 from ..memory.base import MemoryError as StoreError
-from ..memory.base import is_auto_summary, is_derived
-from ..models import Agent, Conversation, Handoff, Sender, Team
+from ..memory.base import MemoryNotFound, is_auto_summary, is_derived
+from ..models import SENTIMENT_RANK, Agent, Conversation, Handoff, Sender, Team
+from . import opener
 
 FACT_TYPES = {"context", "account", "fact", "profile", "customer_profile"}
 
 
 def teams_for(agent: Agent) -> QuerySet[Team]:
-    return Team.objects.all() if agent.is_supervisor else agent.teams.all()
+    return Team.objects.all() if agent.is_supervisor else Team.objects.served_by(agent)
 
 
 def queue_for_agent(*, agent: Agent) -> list[Handoff]:
@@ -71,26 +71,79 @@ class HandoffCard:
     bot_transcript: list[dict[str, Any]] = field(default_factory=list)
     chain: list[Handoff] = field(default_factory=list)
     context_error: str = ""
+    no_session: bool = False  # the hop named no bot session, or one the store doesn't know
+    from_human: Agent | None = None  # the colleague who passed this hop on, if a person
+    names: dict[str, str] = field(default_factory=dict)  # memory agent name -> display name
+
+    @property
+    def from_name(self) -> str:
+        return self.names.get(self.handoff.from_agent, self.handoff.from_agent)
+
+    @property
+    def to_name(self) -> str:
+        handoff = self.handoff
+        if handoff.team is not None and not handoff.to_agent.startswith("human:"):
+            return handoff.team.name
+        return self.names.get(handoff.to_agent, handoff.to_agent)
+
+
+def display_names(hops: list[Handoff]) -> dict[str, str]:
+    """How people read the agents of these hops: ``human:<username>`` as the colleague's
+    name, a team slug as the team's name; bots keep their names."""
+    names: dict[str, str] = {}
+    usernames = {
+        name[6:]
+        for hop in hops
+        for name in (hop.from_agent, hop.to_agent)
+        if name.startswith("human:")
+    }
+    for agent in Agent.objects.select_related("user").filter(user__username__in=usernames):
+        names[agent.memory_name] = agent.display_name
+    for team in Team.objects.filter(
+        slug__in={h.to_agent for h in hops} | {h.from_agent for h in hops}
+    ):
+        names[team.slug] = team.name
+    return names
+
+
+def _chronological(memories: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(memories, key=lambda m: (m.get("created_at") or 0, m.get("id", "")))
 
 
 def handoff_card(*, handoff: Handoff, until: datetime | None = None) -> HandoffCard:
-    """What the receiving human reads: the summary first, then recalled context, facts,
-    the bot's session in order, and the chain of earlier hops.
+    """What the receiving human reads: the summary (a colleague's note, or the bot's
+    summary) first, then what the bot did, account facts, recalled context (oldest
+    first) and the chain of earlier hops, every agent by the name people know them by.
 
     Derived memories (a real Dakera's ``dakera-curated`` sentences), auto-summaries and
-    duplicates of anything already shown are hidden. With ``until`` (a former owner's
+    duplicates of anything already shown are hidden. A hop passed on by a colleague
+    shows no transcript here: their chat is the conversation itself. "Memory context
+    unavailable" is only for a failing memory server; a session the store doesn't know
+    (or none) reads "no bot session recorded". With ``until`` (a former owner's
     read-only view) nothing stored or handed over after that moment is shown.
     """
     card = HandoffCard(handoff=handoff, chain=chain_of(handoff, until=until))
+    card.names = display_names(card.chain or [handoff])
+    if handoff.from_agent.startswith("human:"):
+        card.from_human = (
+            Agent.objects.select_related("user")
+            .filter(user__username=handoff.from_agent[6:])
+            .first()
+        )
     outbox.kicker.settle(conversation_id=handoff.conversation_id)
     store = get_store()
+    transcript: list[dict[str, Any]] = []
     try:
         found = store.search(agent_id=handoff.customer, query=handoff.summary, top_k=25)
-        transcript = (
-            store.session_memories(session_id=handoff.source_session_id, limit=200)["memories"]
-            if handoff.source_session_id
-            else []
-        )
+        if handoff.source_session_id and card.from_human is None:
+            try:
+                transcript = store.session_memories(
+                    session_id=handoff.source_session_id, limit=200
+                )["memories"]
+            except MemoryNotFound:
+                card.no_session = True
+        elif card.from_human is None:
+            card.no_session = True
     except StoreError as exc:
         # The card still shows the console's own snapshot; the next load searches again.
         card.context_error = f"context unavailable, retrying ({exc.message})"
@@ -113,12 +166,19 @@ def handoff_card(*, handoff: Handoff, until: datetime | None = None) -> HandoffC
         and m["id"] != handoff.memory_id
         and m["content"].strip() != handoff.summary.strip()
     ]
-    # What the transcript already shows isn't repeated under "recalled context".
+    # What the transcript and the chat already show isn't repeated under "recalled".
     seen = (
         {hop.summary.strip() for hop in card.chain}
         | {handoff.summary.strip()}
         | {m["content"].strip() for m in card.bot_transcript}
     )
+    if handoff.conversation_id:
+        seen |= {
+            body.strip()
+            for body in Conversation.objects.get(pk=handoff.conversation_id).messages.values_list(
+                "body", flat=True
+            )
+        }
     for hit in found["memories"]:
         memory = hit["memory"]
         if memory["id"] == handoff.memory_id:
@@ -133,56 +193,35 @@ def handoff_card(*, handoff: Handoff, until: datetime | None = None) -> HandoffC
         elif content not in seen:
             card.recalled.append(memory)
         seen.add(content)
+    card.recalled = _chronological(card.recalled)
     return card
 
 
 # ---------------------------------------------------------------- the conversation page
-_THIRD_PERSON = [
-    (
-        re.compile(r"^(the\s+)?(customer|user|client)(\s+[A-Z]{2,}-?\d+)?(\s*\([^)]*\))?\s+", re.I),
-        "you ",
-    ),
-    (re.compile(r"\breports\b", re.I), "reported"),
-    (re.compile(r"\bis reporting\b", re.I), "reported"),
-    (re.compile(r"\bhas been\b", re.I), "were"),
-    (re.compile(r"\bwas\b", re.I), "were"),
-    (re.compile(r"\bthreatens\b", re.I), "are thinking"),
-    (re.compile(r"\b(their|his|her)\b", re.I), "your"),
-]
-
-
-def suggested_first_message(*, handoff: Handoff, agent: Agent) -> str:
-    """A first message that proves continuity, drafted from the handoff summary."""
-    text = re.sub(r"^HANDOFF SUMMARY \([^)]*\):\s*", "", handoff.summary.strip())
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
-    facts = [s for s in sentences if not re.match(r"(?i)^(customer )?tone\b", s)]
-    first = facts[0] if facts else text
-    for pattern, replacement in _THIRD_PERSON:
-        first = pattern.sub(replacement, first, count=1)
-    first = first.rstrip(".")
-    detail = ""
-    if len(facts) > 1 and re.search(r"\$|\d", facts[1]):
-        detail = " " + facts[1].rstrip(".") + "."
-    name = agent.user.first_name or agent.user.get_username()
-    team = f" from {handoff.team.name}" if handoff.team else ""
-    greeting = f"Hi{' ' + handoff.customer_name.split()[0] if handoff.customer_name else ''}"
-    return (
-        f"{greeting}, I'm {name}{team}. I can see {first[0].lower() + first[1:]}.{detail} "
-        "You don't need to repeat anything: I'm looking into it now."
-    )
-
-
 def sentiment_trend(conversation: Conversation, handoff: Handoff) -> dict[str, Any]:
-    """Customer sentiment at handoff vs now (mean of the last three customer messages)."""
+    """Customer sentiment at handoff vs now (mean of the last three customer messages).
+
+    The direction follows the labels people read: the same label on both sides is
+    "steady" whatever the scores did underneath.
+    """
     scores = list(
-        conversation.messages.filter(sender=Sender.CUSTOMER, sentiment_score__isnull=False)
+        conversation.messages.filter(
+            sender=Sender.CUSTOMER,
+            sentiment_score__isnull=False,
+            created_at__gte=handoff.created_at,
+        )
         .order_by("-seq")
         .values_list("sentiment_score", flat=True)[:3]
     )
     now = sum(scores) / len(scores) if scores else None
     label = estimate.sentiment_from_score(now) if now is not None else None
     direction = ""
-    if now is not None:
-        delta = now - handoff.sentiment_score
-        direction = "improving" if delta > 0.15 else "worsening" if delta < -0.15 else "steady"
+    if label is not None:
+        before, after = SENTIMENT_RANK[handoff.sentiment], SENTIMENT_RANK[label]
+        direction = "improving" if after < before else "worsening" if after > before else "steady"
     return {"at_handoff": handoff.sentiment, "now": label, "direction": direction}
+
+
+def suggested_first_message(*, handoff: Handoff, agent: Agent) -> str:
+    """The opener offered to the agent who accepted (``opener.render_opener``)."""
+    return opener.render_opener(handoff=handoff, agent=agent)

@@ -17,4 +17,5 @@ urlpatterns = [
     ),
     path("conversations/<int:pk>/close", views.conversation_close, name="conversation-close"),
     path("presence", views.presence, name="presence"),
+    path("alerts", views.alerts, name="alerts"),
 ]

@@ -19,10 +19,15 @@ from ..access import agents as rights
 from ..lifecycle import accept, endings
 from ..lifecycle.errors import HandoffError
 from ..lifecycle.messages import message_post
-from ..lifecycle.presence import agent_set_presence
-from ..models import Agent, Handoff, Sender, Status, Team
+from ..lifecycle.presence import (
+    agent_profile_for_superuser,
+    agent_set_alerts,
+    agent_set_presence,
+)
+from ..models import Agent, Handoff, Sender, Status
 from ..pages import HtmxHttpRequest, flash
 from . import selectors
+from .forms import EndingForm
 
 
 def agent_required(view):
@@ -32,6 +37,8 @@ def agent_required(view):
     @wraps(view)
     def wrapper(request: HtmxHttpRequest, *args, **kwargs):
         agent = Agent.objects.select_related("user").filter(user=request.user).first()
+        if agent is None:
+            agent = agent_profile_for_superuser(user=request.user)
         if agent is None:
             return render(
                 request,
@@ -78,7 +85,12 @@ def handoff_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such handoff in your queues.")
     if handoff.accepted_by_id == request.agent.pk and handoff.status != Status.WAITING:
         return redirect("conversation", pk=pk)
-    return render(request, "handoffs/desk/handoff.html", _card_context(request, handoff))
+    context = _card_context(request, handoff)
+    # After a hop, the chat so far is read here before accepting (it isn't on the card).
+    context["chat_messages"] = (
+        list(handoff.conversation.messages.order_by("seq")) if handoff.conversation else []
+    )
+    return render(request, "handoffs/desk/handoff.html", context)
 
 
 @require_POST
@@ -102,10 +114,13 @@ def _conversation_hop(request: HtmxHttpRequest, pk: int) -> tuple[Handoff, right
     return handoff, view
 
 
-@require_GET
-@agent_required
-def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    handoff, view = _conversation_hop(request, pk)
+def _conversation_context(
+    request: HtmxHttpRequest,
+    handoff: Handoff,
+    view: rights.ConversationView,
+    *,
+    ending: EndingForm | None = None,
+) -> dict:
     context = _card_context(request, handoff)
     conversation = handoff.conversation
     messages_ = conversation.messages.order_by("seq") if conversation else None
@@ -117,7 +132,11 @@ def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         chat_messages=transcript,
         owner=view.may_write,
         live=view.live,
-        agent_has_spoken=any(m.sender == Sender.AGENT for m in transcript),
+        # The opener is offered to each agent who takes the conversation over, until
+        # they have said something on this hop.
+        agent_has_spoken=any(
+            m.sender == Sender.AGENT and m.handoff_id == handoff.pk for m in transcript
+        ),
         suggestion=selectors.suggested_first_message(handoff=handoff, agent=request.agent),
         # The customer's link (which reads and writes the chat) and the live trend are
         # for those who still follow the conversation, never a former owner.
@@ -129,10 +148,18 @@ def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             if conversation and view.live
             else ""
         ),
-        all_teams=Team.objects.exclude(pk=handoff.team_id),
-        colleagues=Agent.objects.exclude(pk=request.agent.pk).select_related("user"),
+        ending=ending or EndingForm(handoff=handoff, agent=request.agent),
     )
-    return render(request, "handoffs/desk/conversation.html", context)
+    return context
+
+
+@require_GET
+@agent_required
+def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    handoff, view = _conversation_hop(request, pk)
+    return render(
+        request, "handoffs/desk/conversation.html", _conversation_context(request, handoff, view)
+    )
 
 
 @require_POST
@@ -166,10 +193,26 @@ def conversation_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @agent_required
 def conversation_close(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Resolve, transfer or hand back (the endings form)."""
-    action = request.POST.get("action")
-    note = request.POST.get("note", "")
-    rating = request.POST.get("rating", "")
+    """Resolve, transfer, release to the team's queue or hand back (the endings form).
+
+    On any error the page comes back with every choice kept and the error beside them;
+    Resolve (which closes the customer's link for good) asks to be confirmed first.
+    """
+    handoff, view = _conversation_hop(request, pk)
+    form = EndingForm(request.POST, handoff=handoff, agent=request.agent)
+
+    def again(status: int) -> HttpResponse:
+        context = _conversation_context(request, handoff, view, ending=form)
+        return render(request, "handoffs/desk/conversation.html", context, status=status)
+
+    if not form.is_valid():
+        return again(400)
+    data = form.cleaned_data
+    action, note, rating = data["action"], data["note"], data["rating"]
+    state = {"sentiment": data["sentiment"] or None, "urgency": data["urgency"] or None}
+    if action == "resolve" and not data["confirm"]:
+        form.needs_confirmation = True
+        return again(200)
     try:
         if action == "resolve":
             endings.conversation_resolve(
@@ -178,21 +221,24 @@ def conversation_close(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             done = "Conversation resolved."
         elif action == "transfer":
             endings.handoff_transfer(
-                handoff_id=pk,
-                agent=request.agent,
-                to=request.POST.get("to", ""),
-                note=note,
-                rating=rating,
+                handoff_id=pk, agent=request.agent, to=data["to"], note=note, rating=rating, **state
             )
             done = "Conversation transferred."
-        elif action == "handback":
+        elif action == "release":
+            endings.handoff_release(
+                handoff_id=pk, agent=request.agent, note=note, rating=rating, **state
+            )
+            done = "Conversation released to the team's queue."
+        else:
             endings.handoff_hand_back(handoff_id=pk, agent=request.agent, note=note, rating=rating)
             done = "Conversation handed back to the bot."
-        else:
-            return flash(request, "Choose resolve, transfer or hand back.", status=400)
     except HandoffError as exc:
-        messages.error(request, exc.message)
-        return redirect("conversation", pk=pk)
+        form.add_error(None, exc.message)
+        handoff.refresh_from_db()
+        if handoff.status != Status.ACCEPTED or handoff.accepted_by_id != request.agent.pk:
+            messages.error(request, exc.message)
+            return redirect("queue")
+        return again(exc.status)
     messages.success(request, done)
     return redirect("queue")
 
@@ -220,3 +266,11 @@ def presence(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("queue")
+
+
+@require_POST
+@agent_required
+def alerts(request: HtmxHttpRequest) -> HttpResponse:
+    """Turn the agent's alerts on or off (kept for every page and every visit)."""
+    agent_set_alerts(agent=request.agent, enabled=request.POST.get("enabled") == "1")
+    return HttpResponse(status=204)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import transaction
@@ -16,15 +17,19 @@ from ..models import (
     Handoff,
     MemoryWrite,
     Sender,
+    Sentiment,
     Status,
     Team,
+    Urgency,
 )
 from ..realtime import broadcast
 from . import satisfaction
 from .accept import open_conversations
 from .errors import AgentAtCapacity, HandoffConflict, HandoffError, HandoffNotFound, NotReassignable
 from .intake import handoff_intake
-from .messages import RATINGS, _post, _webhook
+from .messages import RATINGS, _post, _webhook, on_accepted
+
+SUMMARY_PREFIX = re.compile(r"^HANDOFF SUMMARY \([^)]*\):\s*")
 
 
 def _owned_hop(*, handoff_id: int, agent: Agent) -> Handoff:
@@ -127,11 +132,33 @@ def _queue_handoff_memory(
     )
 
 
+def _chosen(value: str | None, choices: list[str], what: str) -> str | None:
+    """An agent's choice of sentiment or urgency for the next hop; None keeps the customer's."""
+    if not value:
+        return None
+    if value not in choices:
+        raise HandoffError(f"{what} must be one of {', '.join(choices)}")
+    return value
+
+
 def handoff_transfer(
-    *, handoff_id: int, agent: Agent, to: str, note: str, rating: str = ""
+    *,
+    handoff_id: int,
+    agent: Agent,
+    to: str,
+    note: str,
+    rating: str = "",
+    sentiment: str | None = None,
+    urgency: str | None = None,
 ) -> Handoff:
-    """Transfer to a team (slug) or an agent (``human:<username>``); returns the new hop."""
+    """Transfer to a team (slug) or an agent (``human:<username>``); returns the new hop.
+
+    The next hop carries the customer's sentiment and urgency unless ``sentiment`` /
+    ``urgency`` (the agent's choice) change them.
+    """
     note = _note_required(note)
+    sentiment = _chosen(sentiment, Sentiment.values, "sentiment")
+    urgency = _chosen(urgency, Urgency.values, "urgency")
     target_agent = None
     if to.startswith("human:"):
         target_agent = Agent.objects.select_related("user").filter(user__username=to[6:]).first()
@@ -154,6 +181,50 @@ def handoff_transfer(
             assigned_to=target_agent,
             customer_text="You're being transferred to a colleague who can help further. "
             "They can see everything so far.",
+            sentiment=sentiment,
+            urgency=urgency,
+        )
+
+
+def handoff_release(
+    *,
+    handoff_id: int,
+    agent: Agent,
+    note: str = "",
+    rating: str = "",
+    sentiment: str | None = None,
+    urgency: str | None = None,
+) -> Handoff:
+    """Put the conversation back in its team's queue for a colleague; returns the new hop.
+
+    The note is optional: without one the next agent reads the summary this hop had.
+    Raises HandoffError when the hop has no team to go back to.
+    """
+    note = (note or "").strip()
+    if len(note) > 5000:
+        raise HandoffError("The note is longer than 5000 characters.")
+    sentiment = _chosen(sentiment, Sentiment.values, "sentiment")
+    urgency = _chosen(urgency, Urgency.values, "urgency")
+    with transaction.atomic():
+        hop = _owned_hop(handoff_id=handoff_id, agent=agent)
+        if hop.team is None:
+            raise HandoffError("This conversation has no team queue to go back to.")
+        to = hop.team.slug
+        carried = note or SUMMARY_PREFIX.sub("", hop.summary.strip())
+        return _pass_on(
+            hop=hop,
+            agent=agent,
+            to=to,
+            content=f"HANDOFF SUMMARY ({agent.memory_name} → {to}): {carried}",
+            note=note or "Released back to the team's queue.",
+            rating=rating,
+            status=Status.TRANSFERRED,
+            customer_text="A colleague from the same team will continue with you shortly. "
+            "They can see everything so far.",
+            sentiment=sentiment,
+            urgency=urgency,
+            reason="release",
+            client_prefix="released",
         )
 
 
@@ -197,6 +268,10 @@ def _pass_on(
     status: str,
     customer_text: str,
     assigned_to: Agent | None = None,
+    sentiment: str | None = None,
+    urgency: str | None = None,
+    reason: str = "",
+    client_prefix: str = "",
 ) -> Handoff:
     """Close ``hop`` as transferred / handed back and start the next hop to ``to``.
 
@@ -204,7 +279,9 @@ def _pass_on(
     records the new hop in the same chain and conversation, tells the customer and the
     bot, and audits it. Runs inside the caller's transaction.
     """
-    reason, client_prefix, webhook_event = _ENDING[status]
+    default_reason, default_prefix, webhook_event = _ENDING[status]
+    reason = reason or default_reason
+    client_prefix = client_prefix or default_prefix
     write = _queue_handoff_memory(hop=hop, agent=agent, to_agent=to, content=content)
     _close_hop(hop, status=status, agent=agent, rating=rating, note=note)
     result = handoff_intake(
@@ -220,6 +297,8 @@ def _pass_on(
         previous=hop,
         actor=agent.memory_name,
         assigned_to=assigned_to,
+        agent_sentiment=sentiment,
+        agent_urgency=urgency,
     )
     MemoryWrite.objects.filter(pk=write.pk).update(
         payload={**write.payload, "fill_memory_id_of": result.handoff.pk}
@@ -310,6 +389,12 @@ def handoff_reassign(*, handoff_id: int, to_agent: Agent, by: Any) -> Handoff:
             )
         if moved != 1:
             raise HandoffConflict("This handoff changed meanwhile; reload the floor.")
+        if old_owner is not None:
+            # The customer reads who is with them now, as they did for the first owner.
+            handoff.team = team
+            on_accepted(
+                handoff=handoff, agent=to_agent, client_id=f"joined-{handoff.pk}-{now.timestamp()}"
+            )
         Event.objects.create(
             handoff=handoff,
             kind="handoff.reassigned",
@@ -332,6 +417,64 @@ def handoff_reassign(*, handoff_id: int, to_agent: Agent, by: Any) -> Handoff:
             handoff_id=handoff.pk,
             old_team=old_team.slug if old_team else None,
             old_user_id=previous.user_id if previous else None,
+            by=by.get_full_name() or username,
+        )
+    handoff.refresh_from_db()
+    return handoff
+
+
+def handoff_move_to_team(*, handoff_id: int, team: Team, by: Any) -> Handoff:
+    """A supervisor moves a waiting handoff to another team's queue (unassigned).
+
+    One conditional UPDATE on the state that was read, audited as
+    ``handoff.reassigned`` with ``team_to``. Raises HandoffNotFound, NotReassignable,
+    HandoffConflict.
+    """
+    now = timezone.now()
+    username = by.get_username()
+    with transaction.atomic():
+        handoff = (
+            Handoff.objects.select_related("team", "assigned_to__user")
+            .filter(pk=handoff_id)
+            .first()
+        )
+        if handoff is None:
+            raise HandoffNotFound("no such handoff")
+        if handoff.status != Status.WAITING:
+            raise NotReassignable(
+                "Only a waiting handoff can move to another queue; reassign an open "
+                "conversation to a person."
+            )
+        if handoff.team_id == team.pk and handoff.assigned_to_id is None:
+            raise NotReassignable(f"It is already in {team.name}'s queue.")
+        old_team = handoff.team
+        moved = Handoff.objects.filter(
+            pk=handoff.pk,
+            status=Status.WAITING,
+            team=handoff.team_id,
+            assigned_to=handoff.assigned_to_id,
+        ).update(team=team, assigned_to=None, misrouted=False, reassigned_at=now)
+        if moved != 1:
+            raise HandoffConflict("This handoff changed meanwhile; reload the floor.")
+        Event.objects.create(
+            handoff=handoff,
+            kind="handoff.reassigned",
+            actor=f"human:{username}",
+            data={
+                "by": username,
+                "status": handoff.status,
+                "previously_assigned": (
+                    handoff.assigned_to.user.get_username() if handoff.assigned_to else None
+                ),
+                "to_agent": None,
+                "team_from": old_team.slug if old_team else None,
+                "team_to": team.slug,
+            },
+        )
+        broadcast.handoff_reassigned_on_commit(
+            handoff_id=handoff.pk,
+            old_team=old_team.slug if old_team else None,
+            old_user_id=None,
             by=by.get_full_name() or username,
         )
     handoff.refresh_from_db()

@@ -15,7 +15,20 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..models import URGENCY_RANK, Agent, Bot, Channel, Event, Handoff, Source, Status, Team
+from ..models import (
+    SENTIMENT_RANK,
+    URGENCY_RANK,
+    Agent,
+    Bot,
+    Channel,
+    Event,
+    Handoff,
+    Sentiment,
+    Source,
+    Status,
+    Team,
+    Urgency,
+)
 from ..realtime import broadcast
 from . import estimate, hours
 from .messages import conversation_for_new_hop
@@ -78,6 +91,94 @@ def _route(to_agent: str) -> tuple[Team | None, Bot | None, bool]:
     return default, None, True
 
 
+def path_flags(nodes: list[str]) -> tuple[bool, bool]:
+    """(ping_pong, loop): A → B → A somewhere; any node visited twice."""
+    ping_pong = any(
+        nodes[i] == nodes[i + 2] and nodes[i] != nodes[i + 1] for i in range(len(nodes) - 2)
+    )
+    return ping_pong, len(set(nodes)) < len(nodes)
+
+
+def chain_bounce(hops: list[Handoff]) -> str:
+    """ "ping_pong", "loop" or "" for a chain's hops (first to last).
+
+    Read two ways, flagged if either bounces: by person (who received each hop: the
+    human who accepted it, else its target) and by queue (each hop's team, else its
+    target bot; consecutive hops within one team count once).
+    """
+    if not hops:
+        return ""
+    people = [hops[0].from_agent]
+    queues = [hops[0].from_agent]
+    for hop in hops:
+        people.append(hop.accepted_by.memory_name if hop.accepted_by_id else hop.to_agent)
+        queue = hop.team.slug if hop.team_id else hop.to_agent
+        if queue != queues[-1]:
+            queues.append(queue)
+    flags = [path_flags(people), path_flags(queues)]
+    if any(ping_pong for ping_pong, _ in flags):
+        return "ping_pong"
+    return "loop" if any(loop for _, loop in flags) else ""
+
+
+def _customer_state(
+    *,
+    summary: str,
+    importance: float,
+    sentiment: Any,
+    urgency: Any,
+    previous: Handoff | None,
+    agent_sentiment: str | None,
+    agent_urgency: str | None,
+) -> dict[str, Any]:
+    """Sentiment and urgency of a new hop, with where each came from.
+
+    What the bot said wins ("from bot"), then what the transferring agent chose ("set by
+    agent"). Otherwise a later hop carries the customer's state from the previous hop:
+    the estimate from the new summary (often an agent's calm note) may raise it, never
+    lower it. A first hop with nothing given is estimated.
+    """
+    state: dict[str, Any] = {}
+    estimated_label, estimated_score = estimate.estimate_sentiment(summary)
+    parsed = estimate.parse_sentiment(sentiment)
+    if parsed is not None:
+        state.update(sentiment=parsed[0], sentiment_score=parsed[1], sentiment_source=Source.BOT)
+    elif agent_sentiment in Sentiment.values:
+        nominal = estimate.nominal_score(agent_sentiment)
+        state.update(
+            sentiment=agent_sentiment, sentiment_score=nominal, sentiment_source=Source.AGENT
+        )
+    elif previous is not None and (
+        SENTIMENT_RANK[previous.sentiment] >= SENTIMENT_RANK[estimated_label]
+    ):
+        state.update(
+            sentiment=previous.sentiment,
+            sentiment_score=min(previous.sentiment_score, estimated_score),
+            sentiment_source=previous.sentiment_source,
+        )
+    else:
+        state.update(
+            sentiment=estimated_label,
+            sentiment_score=estimated_score,
+            sentiment_source=Source.ESTIMATED,
+        )
+    label = estimate.parse_urgency(urgency)
+    if label is not None:
+        state.update(urgency=label, urgency_source=Source.BOT)
+    elif agent_urgency in Urgency.values:
+        state.update(urgency=agent_urgency, urgency_source=Source.AGENT)
+    else:
+        guess = estimate.estimate_urgency(
+            text=summary, importance=importance, sentiment=state["sentiment"]
+        )
+        if previous is not None and URGENCY_RANK[previous.urgency] >= URGENCY_RANK[guess]:
+            state.update(urgency=previous.urgency, urgency_source=previous.urgency_source)
+        else:
+            state.update(urgency=guess, urgency_source=Source.ESTIMATED)
+    state["urgency_rank"] = URGENCY_RANK[state["urgency"]]
+    return state
+
+
 def _previous_hop(*, customer: str, from_agent: str) -> Handoff | None:
     """The hop this one continues: the customer's latest open hop that ended at ``from_agent``."""
     since = timezone.now() - timezone.timedelta(days=CHAIN_WINDOW_DAYS)
@@ -110,12 +211,16 @@ def handoff_intake(
     actor: str | None = None,
     assigned_to: Agent | None = None,
     channel: str | None = None,
+    agent_sentiment: str | None = None,
+    agent_urgency: str | None = None,
 ) -> IntakeResult:
     """Record one handoff hop (or return the one already recorded for the same data).
 
-    Sentiment and urgency the bot gave are kept ("from bot"); missing or unreadable
-    ones are estimated ("estimated"). Raises nothing for routing: unknown targets land
-    in the default team, flagged ``misrouted``.
+    Sentiment and urgency the bot gave are kept ("from bot"), then those the
+    transferring agent chose; a later hop otherwise carries the previous hop's (an
+    estimate may raise them, never lower them); a first hop's missing ones are
+    estimated. Raises nothing for routing: unknown targets land in the default team,
+    flagged ``misrouted``.
     """
     key = dedupe_key(
         customer=customer,
@@ -129,21 +234,6 @@ def handoff_intake(
         if existing is not None:
             return IntakeResult(existing, False)
 
-        parsed_sentiment = estimate.parse_sentiment(sentiment)
-        if parsed_sentiment is not None:
-            sentiment_label, sentiment_score = parsed_sentiment
-            sentiment_source = Source.BOT
-        else:
-            sentiment_label, sentiment_score = estimate.estimate_sentiment(summary)
-            sentiment_source = Source.ESTIMATED
-        urgency_label = estimate.parse_urgency(urgency)
-        urgency_source = Source.BOT
-        if urgency_label is None:
-            urgency_label = estimate.estimate_urgency(
-                text=summary, importance=importance, sentiment=sentiment_label
-            )
-            urgency_source = Source.ESTIMATED
-
         team, to_bot, misrouted = _route(to_agent)
         if assigned_to is None and not misrouted and to_bot is None:
             # ``human:<username>``: only that agent (or a supervisor) may take it.
@@ -152,6 +242,15 @@ def handoff_intake(
         now = timezone.now()
         if previous is None:
             previous = _previous_hop(customer=customer, from_agent=from_agent)
+        state = _customer_state(
+            summary=summary,
+            importance=importance,
+            sentiment=sentiment,
+            urgency=urgency,
+            previous=previous,
+            agent_sentiment=agent_sentiment,
+            agent_urgency=agent_urgency,
+        )
         handoff = Handoff(
             customer=customer,
             customer_name=customer_name,
@@ -165,12 +264,7 @@ def handoff_intake(
             summary=summary,
             reason=reason,
             importance=importance,
-            sentiment=sentiment_label,
-            sentiment_score=sentiment_score,
-            sentiment_source=sentiment_source,
-            urgency=urgency_label,
-            urgency_rank=URGENCY_RANK[urgency_label],
-            urgency_source=urgency_source,
+            **state,
             status=Status.BOT_HOP if to_bot else Status.WAITING,
             memory_id=memory_id,
             dedupe_key=key,
@@ -180,10 +274,18 @@ def handoff_intake(
                 team is not None and to_bot is None and not hours.team_is_open(team, now)
             ),
         )
+        handoff.waiting_since = handoff.created_at
         if previous is not None:
             handoff.chain_id = previous.chain_id
             handoff.hop_index = previous.hop_index + 1
             handoff.previous = previous
+            handoff.waiting_since = previous.waiting_since or previous.created_at
+            earlier = list(
+                Handoff.objects.filter(chain_id=previous.chain_id)
+                .select_related("team", "accepted_by__user")
+                .order_by("hop_index", "created_at")
+            )
+            handoff.bounce = chain_bounce([*earlier, handoff])
         if handoff.team is not None or (previous is not None and previous.conversation_id):
             handoff.conversation = conversation_for_new_hop(
                 handoff=handoff, previous=previous, channel=channel
@@ -205,6 +307,7 @@ def handoff_intake(
                 "misrouted": misrouted,
                 "memory_id": memory_id,
                 **({"out_of_hours": True} if handoff.arrived_out_of_hours else {}),
+                "bounce": handoff.bounce,
             },
         )
         broadcast.handoff_changed_on_commit(handoff_id=handoff.pk, change="created")

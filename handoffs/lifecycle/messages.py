@@ -65,21 +65,22 @@ def conversation_for_new_hop(
     )
 
 
-def on_accepted(*, handoff: Handoff, agent: Agent) -> None:
-    """Inside the accept transaction: mute the bot, tell the customer, notify the bot."""
+def on_accepted(*, handoff: Handoff, agent: Agent, client_id: str = "") -> None:
+    """Inside the accept (or reassign) transaction: mute the bot, tell the customer who
+    joined, notify the bot. ``client_id`` tells a later owner's "joined" apart."""
     conversation = handoff.conversation
     if conversation is None:
         return
     Conversation.objects.filter(pk=conversation.pk).update(bot_muted=True)
     conversation.bot_muted = True
-    name = agent.user.first_name or agent.user.get_username()
+    name = agent.public_name
     team = handoff.team.name if handoff.team else ""
     _post(
         conversation=conversation,
         sender=Sender.SYSTEM,
         author="system",
         body=f"{name}{f' from {team}' if team else ''} joined the conversation.",
-        client_id=f"joined-{handoff.pk}",
+        client_id=client_id or f"joined-{handoff.pk}",
         handoff=handoff,
     )
     _webhook(conversation, "agent.joined", {"agent": name, "agent_id": agent.memory_name})
@@ -191,7 +192,7 @@ def message_post(
             ):
                 raise HandoffNotFound("You don't own this conversation.")
             author = agent.memory_name
-            author_name = agent.user.first_name or agent.user.get_username()
+            author_name = agent.public_name
         elif sender == Sender.BOT:
             if conversation.bot_muted:
                 raise BotMuted(

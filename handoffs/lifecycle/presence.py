@@ -1,11 +1,14 @@
-"""Agents' presence (online / away / offline): the one write that changes it."""
+"""Agents' own settings: presence (online / away / offline, the one write that changes
+it), the alerts preference, and a superuser's profile made on first visit."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Agent, Event, Presence
+from ..models import Agent, Event, Presence, Role, Team
 from ..realtime import broadcast
 from .errors import HandoffError
 
@@ -35,3 +38,28 @@ def agent_set_presence(*, agent: Agent, presence: str, actor: str | None = None)
             )
             broadcast.presence_changed_on_commit(agent_id=agent.pk)
     return bool(changed)
+
+
+def agent_set_alerts(*, agent: Agent, enabled: bool) -> None:
+    """Store the agent's alerts preference (sound and desktop alerts on every page)."""
+    Agent.objects.filter(pk=agent.pk).update(alerts_enabled=enabled)
+    agent.alerts_enabled = enabled
+
+
+def agent_profile_for_superuser(*, user: Any) -> Agent | None:
+    """A superuser's console profile, made on their first visit: the admin role in
+    every team. None for anyone else (admins add agents in admin)."""
+    if not user.is_superuser:
+        return None
+    with transaction.atomic():
+        agent, created = Agent.objects.select_related("user").get_or_create(
+            user=user, defaults={"role": Role.ADMIN}
+        )
+        if created:
+            agent.teams.set(Team.objects.all())
+            Event.objects.create(
+                kind="agent.created",
+                actor="system",
+                data={"agent": user.get_username(), "role": Role.ADMIN, "via": "first visit"},
+            )
+    return agent

@@ -300,6 +300,13 @@ def publish_reassigned(
             text=f"{by} assigned {who} to you.",
             url=reverse("handoff", args=[handoff.pk]),
         )
+    elif handoff.status == Status.WAITING and handoff.team is not None:
+        # Moved to a team's queue: off the old team's screens, onto the new team's.
+        if old_team and old_team != handoff.team.slug:
+            gone = render_to_string("handoffs/desk/queue.html#queue-row-gone", {"handoff": handoff})
+            send(queue_group(old_team), {"type": "queue.update", "html": gone})
+        row = render_to_string("handoffs/desk/queue.html#queue-row-oob", {"handoff": handoff})
+        send(queue_group(handoff.team.slug), {"type": "queue.update", "html": row})
     elif handoff.status == Status.ACCEPTED and handoff.accepted_by is not None:
         notify_user(
             handoff.accepted_by.user_id,

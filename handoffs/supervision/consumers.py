@@ -7,6 +7,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth import get_user_model
 from django.template.loader import render_to_string
 
+from ..desk.consumers import socket_closed, socket_opened
 from ..models import Agent
 from ..realtime import broadcast
 from ..realtime.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
@@ -28,8 +29,10 @@ class FloorConsumer(AsyncWebsocketConsumer):
     """The live floor: supervisors and admins only. Every floor event carries the summary
     already rendered (once, by ``broadcast.publish_floor``); this only forwards it.
 
-    Watching the floor is not being on duty, so unlike the agents' sockets it leaves the
-    supervisor's presence alone.
+    A supervisor watching the floor is at work: like the agents' sockets, this one makes
+    them Online (Away if they had set it) while it is open and Offline when their last
+    console socket closes. Their presence is set before the socket joins the floor
+    group, so the snapshot already shows it and this socket gets no echo of it.
     """
 
     groups_joined: list[str]
@@ -39,9 +42,11 @@ class FloorConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if await _supervisor_for(user) is None:
+        self.agent = await _supervisor_for(user)
+        if self.agent is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        await socket_opened(self.agent)
         self.groups_joined = [broadcast.user_group(user.pk), broadcast.FLOOR]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -55,6 +60,8 @@ class FloorConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
         if getattr(self, "watching", False):
             await database_sync_to_async(broadcast.floor_watched)(-1)
+        if getattr(self, "groups_joined", None):
+            await socket_closed(self.agent)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The floor only listens."""

@@ -145,6 +145,14 @@ def floor_summary(*, now: datetime | None = None) -> FloorSummary:
                 row.online += 1
             elif row is not None and agent.presence == Presence.AWAY:
                 row.away += 1
+    # The default queue without members of its own is served by every agent.
+    staffed = set(
+        Team.objects.with_has_agents().filter(has_agents=True).values_list("pk", flat=True)
+    )
+    for row in rows.values():
+        if row.team.is_default and row.team.pk not in staffed:
+            row.online = counts.get(Presence.ONLINE, 0)
+            row.away = counts.get(Presence.AWAY, 0)
     summary.presence_counts = counts
 
     accepted = (

@@ -28,6 +28,7 @@ import heapq
 import math
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from operator import itemgetter
@@ -50,6 +51,7 @@ from django.db.models.functions import Cast, Coalesce, RowNumber
 from django.utils import timezone
 
 from ..lifecycle.estimate import sentiment_from_score
+from ..lifecycle.intake import path_flags  # the queue rows flag chains the same way
 from ..models import Agent, Bot, Handoff, Message, Team
 
 LONGEST_SHOWN = 20
@@ -118,14 +120,6 @@ def default_filter(today: date | None = None) -> ReportFilter:
 
 
 # ---------------------------------------------------------------- paths
-def path_flags(nodes: list[str]) -> tuple[bool, bool]:
-    """(ping_pong, loop): A → B → A somewhere; any node visited twice."""
-    ping_pong = any(
-        nodes[i] == nodes[i + 2] and nodes[i] != nodes[i + 1] for i in range(len(nodes) - 2)
-    )
-    return ping_pong, len(set(nodes)) < len(nodes)
-
-
 def node_kind(node: str, bots: set[str]) -> str:
     if node.startswith("human:"):
         return "human"
@@ -148,6 +142,9 @@ class Chain:
     customer_name: str = ""
     started_at: datetime | None = None
     kinds: list[str] = field(default_factory=list)
+    last_hop_id: int | None = None  # links to the issue's latest card / conversation
+    last_conversation_id: int | None = None
+    csat: tuple[bool, int | None, str] | None = None  # (asked, score, comment), CSV only
 
     @property
     def hops(self) -> int:
@@ -227,8 +224,13 @@ class Matrix:
 
     @property
     def lines(self) -> list[tuple[str, str, list[int], int]]:
-        """(from node, its kind, counts per ``to`` node, row total) for the template."""
-        return list(zip(self.nodes, self.kinds, self.rows, self.row_totals, strict=True))
+        """(from node, its kind, counts per ``to`` node, row total) for the template;
+        nodes that handed nothing to anyone shown (a team only receives) are left out."""
+        return [
+            line
+            for line in zip(self.nodes, self.kinds, self.rows, self.row_totals, strict=True)
+            if line[3]
+        ]
 
     @property
     def columns(self) -> list[tuple[str, str]]:
@@ -483,7 +485,9 @@ def transfer_report(
         else:
             shift.steady += 1
         item = (len(hops), wait or 0.0, first[KEY], hops)
-        if len(top) < longest:
+        if len(hops) < 2:
+            pass  # a one-hop issue is no chain
+        elif len(top) < longest:
             heapq.heappush(top, item)
         elif item[:3] > top[0][:3]:
             heapq.heapreplace(top, item)
@@ -554,45 +558,84 @@ def _matrix(cells: Counter[tuple[str, str]], bots: set[str]) -> Matrix:
 
 
 def _describe(chains: list[Chain]) -> None:
-    """Customer and start time of a few chains (one query)."""
+    """Customer, start time and latest hop of a few chains (one query)."""
     if not chains:
         return
-    firsts = Handoff.objects.filter(
-        chain_id__in=[uuid.UUID(c.key) for c in chains], hop_index=0
-    ).values_list("chain_id", "customer", "customer_name", "created_at")
-    found = {chain_id.hex: rest for chain_id, *rest in firsts}
+    hops = (
+        Handoff.objects.filter(chain_id__in=[uuid.UUID(c.key) for c in chains])
+        .order_by("hop_index")
+        .values_list(
+            "chain_id",
+            "hop_index",
+            "pk",
+            "conversation_id",
+            "customer",
+            "customer_name",
+            "created_at",
+        )
+    )
+    firsts: dict[str, tuple] = {}
+    lasts: dict[str, tuple[int, int | None]] = {}
+    for chain_id, index, pk, conversation, customer, name, created in hops:
+        if index == 0:
+            firsts[chain_id.hex] = (customer, name, created)
+        lasts[chain_id.hex] = (pk, conversation)
     for chain in chains:
-        customer, name, started = found.get(uuid.UUID(chain.key).hex, ("", "", None))
-        chain.customer, chain.customer_name, chain.started_at = customer, name, started
+        key = uuid.UUID(chain.key).hex
+        chain.customer, chain.customer_name, chain.started_at = firsts.get(key, ("", "", None))
+        chain.last_hop_id, chain.last_conversation_id = lasts.get(key, (None, None))
 
 
 # ---------------------------------------------------------------- CSV export
-CSV_ISSUE_COLUMNS = [
-    "issue",
-    "customer",
-    "customer_name",
-    "started_at",
-    "hops",
-    "path",
-    "ping_pong",
-    "loop",
-    "human_wait_secs",
-    "sentiment_at_handoff",
-    "sentiment_at_close",
-    "source_bot",
+@dataclass
+class CsvHop:
+    """What one CSV row is about: a hop of an issue, with the issue's figures."""
+
+    chain: Chain
+    number: int  # 1 for the first hop
+    hop: tuple
+    teams: dict[int, str]
+    usernames: dict[int, str]
+    columns: dict[str, int]  # the extra scanned columns' positions
+
+    def scanned(self, name: str) -> Any:
+        return self.hop[self.columns[name]]
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+# The CSV's one fixed column set, in order: (header, value of a row). One row per hop,
+# every row with its issue's columns first, so every export has the same header and
+# every row the same width. Add a column by adding it here.
+CSV_COLUMNS: list[tuple[str, Callable[[CsvHop], Any]]] = [
+    ("issue", lambda r: r.chain.chain_id),
+    ("customer", lambda r: r.chain.customer),
+    ("customer_name", lambda r: r.chain.customer_name),
+    ("started_at", lambda r: _iso(r.chain.started_at)),
+    ("hops", lambda r: r.chain.hops),
+    ("path", lambda r: r.chain.path),
+    ("ping_pong", lambda r: _yes(r.chain.ping_pong)),
+    ("loop", lambda r: _yes(r.chain.loop)),
+    ("human_wait_secs", lambda r: _secs(r.chain.human_wait_secs)),
+    ("sentiment_at_handoff", lambda r: round(r.chain.sentiment_at_handoff, 3)),
+    ("sentiment_at_close", lambda r: round(r.chain.sentiment_at_close, 3)),
+    ("source_bot", lambda r: r.chain.source),
+    ("hop", lambda r: r.number),
+    ("hop_from", lambda r: r.hop[FROM]),
+    ("hop_to", lambda r: r.hop[TO]),
+    ("hop_team", lambda r: r.teams.get(r.hop[TEAM], "")),
+    ("hop_status", lambda r: r.scanned("status")),
+    ("hop_accepted_by", lambda r: r.usernames.get(r.hop[BY], "")),
+    ("hop_created_at", lambda r: _iso(r.scanned("created_at"))),
+    ("hop_accepted_at", lambda r: _iso(r.scanned("accepted_at"))),
+    ("hop_wait_secs", lambda r: _secs(r.hop[WAIT]) if r.hop[TEAM] is not None else ""),
+    ("hop_rating", lambda r: r.hop[RATING]),
 ]
-CSV_HOP_COLUMNS = [
-    "from",
-    "to",
-    "team",
-    "status",
-    "accepted_by",
-    "created_at",
-    "accepted_at",
-    "wait_secs",
-    "rating",
-]
+CSV_EXTRA_SCAN = ("status", "customer", "customer_name", "created_at", "accepted_at")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+BOM = "\ufeff"  # Excel reads a CSV as UTF-8 ("Zoë") only with it
 
 
 def csv_cell(value: Any) -> Any:
@@ -611,69 +654,44 @@ def _iso(value: datetime | None) -> str:
 
 
 def write_csv(f: ReportFilter, out: IO[str], *, now: datetime | None = None) -> int:
-    """One row per issue with its hops (``hop<n>_...`` columns); returns the row count.
+    """The CSV export: a UTF-8 BOM, the ``CSV_COLUMNS`` header, then one row per hop of
+    each issue, issues in start order; returns the number of issues.
 
     The figures are the report's own (the same scan and chain logic), so the two agree.
     """
     import csv
 
     now = now or timezone.now()
-    extra = ("status", "customer", "customer_name", "created_at", "accepted_at")
-    status, customer, customer_name, created_at, accepted_at = range(
-        len(SCAN_COLUMNS), len(SCAN_COLUMNS) + len(extra)
-    )
-    chains = _scan(f, now, extra)
+    columns = {name: len(SCAN_COLUMNS) + i for i, name in enumerate(CSV_EXTRA_SCAN)}
+    chains = _scan(f, now, CSV_EXTRA_SCAN)
     lookups = _lookups(f)
     teams = dict(Team.objects.values_list("pk", "slug"))
+    created_at = columns["created_at"]
     chains.sort(key=lambda hops: (hops[0][created_at], hops[0][KEY]))
+    out.write(BOM)
     writer = csv.writer(out)
-    header = list(CSV_ISSUE_COLUMNS)
-    for n in range(1, max((len(hops) for hops in chains), default=0) + 1):
-        header.extend(f"hop{n}_{column}" for column in CSV_HOP_COLUMNS)
-    header.extend(CSV_CSAT_COLUMNS)
-    writer.writerow(header)
-    width = len(header)
+    writer.writerow([header for header, _ in CSV_COLUMNS])
     csat = csat_by_chain(f)
     for hops in chains:
         chain = _chain(hops, lookups)
+        chain.csat = csat.get(uuid.UUID(chain.chain_id))
         first = hops[0]
-        row: list[Any] = [
-            chain.chain_id,
-            first[customer],
-            first[customer_name],
-            _iso(first[created_at]),
-            chain.hops,
-            chain.path,
-            "yes" if chain.ping_pong else "no",
-            "yes" if chain.loop else "no",
-            _secs(chain.human_wait_secs),
-            round(chain.sentiment_at_handoff, 3),
-            round(chain.sentiment_at_close, 3),
-            chain.source,
-        ]
-        for hop in hops:
-            row.extend(
-                [
-                    hop[FROM],
-                    hop[TO],
-                    teams.get(hop[TEAM], ""),
-                    hop[status],
-                    lookups.usernames.get(hop[BY], ""),
-                    _iso(hop[created_at]),
-                    _iso(hop[accepted_at]),
-                    _secs(hop[WAIT]) if hop[TEAM] is not None else "",
-                    hop[RATING],
-                ]
-            )
-        row.extend([""] * (width - len(CSV_CSAT_COLUMNS) - len(row)))
-        row.extend(csat_cells(csat.get(uuid.UUID(chain.chain_id))))
-        writer.writerow([csv_cell(value) for value in row])
+        chain.customer = first[columns["customer"]]
+        chain.customer_name = first[columns["customer_name"]]
+        chain.started_at = first[created_at]
+        for number, hop in enumerate(hops, start=1):
+            row = CsvHop(chain, number, hop, teams, lookups.usernames, columns)
+            writer.writerow([csv_cell(value(row)) for _, value in CSV_COLUMNS])
     return len(chains)
 
 
 # ---------------------------------------------------------------- customer satisfaction
 SATISFIED = 4  # a 4 or 5 of 5 counts as satisfied (the usual CSAT score)
 CSV_CSAT_COLUMNS = ["csat_asked", "csat_score", "csat_comment"]
+# The issue's customer rating, last on every one of its rows.
+CSV_COLUMNS.extend(
+    (name, lambda r, i=i: csat_cells(r.chain.csat)[i]) for i, name in enumerate(CSV_CSAT_COLUMNS)
+)
 
 
 @dataclass

@@ -20,8 +20,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from ..access import agents as rights
-from ..lifecycle.endings import handoff_reassign
+from ..lifecycle.endings import handoff_move_to_team, handoff_reassign
 from ..lifecycle.errors import HandoffError
+from ..lifecycle.presence import agent_profile_for_superuser
 from ..models import Agent, Handoff, Status, Team
 from ..pages import HtmxHttpRequest, form_id
 from . import charts, floor, reports
@@ -34,6 +35,8 @@ def supervisor_required(view):
     @wraps(view)
     def wrapper(request: HtmxHttpRequest, *args, **kwargs):
         agent = Agent.objects.select_related("user").filter(user=request.user).first()
+        if agent is None:
+            agent = agent_profile_for_superuser(user=request.user)
         if agent is None:
             return render(request, "handoffs/desk/no_profile.html", status=403)
         if not rights.may_supervise(agent):
@@ -57,12 +60,30 @@ def floor_page(request: HtmxHttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @supervisor_required
 def floor_reassign(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Move a waiting handoff or an open conversation to another agent."""
+    """Move a waiting handoff or an open conversation to another agent, or a waiting
+    handoff to another team's queue (``team``)."""
     handoff = get_object_or_404(
         Handoff.objects.select_related("team", "accepted_by__user", "assigned_to__user"), pk=pk
     )
     error, status = "", 200
-    if request.method == "POST":
+    if request.method == "POST" and request.POST.get("team"):
+        team = Team.objects.filter(slug=request.POST["team"]).first()
+        if team is None:
+            error, status = "Choose the team to move it to.", 400
+        else:
+            try:
+                handoff_move_to_team(handoff_id=pk, team=team, by=request.user)
+            except HandoffError as exc:
+                error, status = exc.message, exc.status
+            else:
+                messages.success(
+                    request,
+                    f"{handoff.customer_name or handoff.customer} moved to {team.name}'s queue.",
+                )
+                if request.htmx:
+                    return HttpResponseClientRedirect("/floor/")
+                return redirect("floor")
+    elif request.method == "POST":
         to = request.POST.get("to", "")
         target = (
             Agent.objects.select_related("user").filter(pk=pk_of).first()
@@ -94,6 +115,7 @@ def floor_reassign(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "handoff": handoff,
             "movable": movable,
             "choices": floor.reassign_choices(handoff=handoff) if movable else [],
+            "teams": Team.objects.exclude(pk=handoff.team_id) if movable else [],
             "error": error,
         },
         status=status,
@@ -161,11 +183,14 @@ def transfer_report(request: HtmxHttpRequest) -> HttpResponse:
         "query": request.GET,
     }
     if not form.is_valid():
+        # Shown inside the page, beside the filters: htmx swaps a 422 (base.html's
+        # htmx-config), a page without JS gets the whole page with a 400.
         context["errors"] = _error_list(form)
-        template = "handoffs/supervision/report.html"
         if request.htmx:
-            template += "#report-body"
-        return render(request, template, context, status=400)
+            return render(
+                request, "handoffs/supervision/report.html#report-body", context, status=422
+            )
+        return render(request, "handoffs/supervision/report.html", context, status=400)
     report = reports.transfer_report(form.report_filter())
     context.update(
         report=report,

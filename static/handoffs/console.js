@@ -32,6 +32,7 @@
       const since = Number(el.dataset.since);
       const waited = (now - since) / 1000;
       el.textContent = fmt(waited);
+      if (el.closest(".wait-since")) return;  // the customer's whole wait; SLA is per hop
       const row = el.closest("[data-warn]");
       if (row) {
         const warn = Number(row.dataset.warn), breach = Number(row.dataset.breach);
@@ -57,7 +58,84 @@
     return live;
   }
 
+  // ---- alerts: the agent's stored preference (data-pref, saved with a POST), the
+  // browser's real notification permission, and an audio context unlocked by the first
+  // click or key press on every page once the agent has opted in.
+  function alertsButton() { return $("#alerts-toggle"); }
+  function alertsOn() { const b = alertsButton(); return !!b && b.dataset.pref === "on"; }
+  function permission() { return ("Notification" in window) ? Notification.permission : "unsupported"; }
+
+  function showAlerts() {
+    const button = alertsButton();
+    if (!button) return;
+    const perm = permission();
+    button.dataset.permission = perm;
+    button.setAttribute("aria-pressed", alertsOn() ? "true" : "false");
+    if (!alertsOn()) {
+      button.textContent = "Alerts off";
+      button.title = "Turn on sound and desktop alerts for new escalations";
+    } else if (perm === "granted") {
+      button.textContent = "Alerts on: sound + desktop";
+      button.title = "Click to turn alerts off";
+    } else if (perm === "denied" || perm === "unsupported") {
+      button.textContent = "Alerts on: sound only";
+      button.title = "Desktop notifications are blocked by this browser (site settings); sound still plays. Click to turn alerts off.";
+    } else {
+      button.textContent = "Alerts on: sound · allow desktop?";
+      button.title = "The browser hasn't been asked yet: click to allow desktop notifications";
+    }
+  }
+
+  function unlockAudio() {
+    if (!alertsOn()) return;
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      if (audio.state === "suspended") audio.resume();
+    } catch (e) { /* no audio on this device */ }
+  }
+
+  function saveAlerts(on) {
+    const button = alertsButton();
+    const body = new URLSearchParams({ enabled: on ? "1" : "0" });
+    const token = document.querySelector("[name=csrfmiddlewaretoken]");
+    return fetch(button.dataset.url, {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRFToken": token ? token.value : "" },
+    });
+  }
+
+  function setupAlerts() {
+    const button = alertsButton();
+    if (!button) return;
+    showAlerts();
+    button.addEventListener("click", function () {
+      const perm = permission();
+      if (alertsOn() && perm === "default") {
+        Notification.requestPermission().then(showAlerts, showAlerts);
+        return;
+      }
+      const on = !alertsOn();
+      button.dataset.pref = on ? "on" : "off";
+      saveAlerts(on);
+      if (on) {
+        unlockAudio();
+        beep();
+        if (perm === "default") Notification.requestPermission().then(showAlerts, showAlerts);
+      }
+      showAlerts();
+    });
+    ["pointerdown", "keydown"].forEach(function (type) {
+      document.addEventListener(type, unlockAudio, { capture: true });
+    });
+    window.handoffAlerts = {
+      audioState: function () { return audio ? audio.state : "none"; },
+      enabled: alertsOn,
+      permission: permission,
+    };
+  }
+
   function beep() {
+    if (!alertsOn()) return;
     try {
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
       const osc = audio.createOscillator(), gain = audio.createGain();
@@ -71,7 +149,7 @@
   }
 
   function notify(row) {
-    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    if (!alertsOn() || permission() !== "granted") return;
     const excerpt = $(".excerpt", row);
     new Notification("New escalation: " + (row.dataset.customer || ""), {
       body: excerpt ? excerpt.textContent : "", tag: row.id,
@@ -131,7 +209,45 @@
       setTimeout(function () { if (wrapper && wrapper.reconnect) wrapper.reconnect(); }, 1000);
     }
   });
+  // The endings form: show the fields the chosen action uses, name the button after it.
+  // Without JS every field shows and the server ignores the ones an action doesn't use.
+  const ENDING_LABELS = {
+    resolve: "Resolve…", transfer: "Transfer", release: "Release to the queue", handback: "Hand back",
+  };
+  function setupEndings() {
+    const form = $(".ending-form");
+    if (!form) return;
+    const select = $("#ending-action", form);
+    function show() {
+      const action = select.value;
+      $all("[data-for-action]", form).forEach(function (el) {
+        el.hidden = el.dataset.forAction.split(" ").indexOf(action) < 0;
+      });
+      const button = $("#ending-submit", form);
+      if (button) button.textContent = ENDING_LABELS[action] || "Close";
+    }
+    select.addEventListener("change", show);
+    show();
+    // Back with an error or the Resolve confirmation: bring the form into view.
+    const attention = $(".field-error, #ending-errors, #resolve-confirm", form);
+    if (attention) attention.scrollIntoView({ block: "center" });
+  }
+
+  // Rows and status lines pushed over a socket are rendered for everyone: say "you"
+  // where the assignee is the person looking.
+  function markAssignedToMe() {
+    const me = document.body.dataset.userId;
+    if (!me) return;
+    $all(".assigned[data-assigned-user]").forEach(function (el) {
+      if (el.dataset.assignedUser === me && !el.classList.contains("assigned-me")) {
+        el.classList.add("assigned-me");
+        el.textContent = "Assigned to you";
+      }
+    });
+  }
+
   document.addEventListener("htmx:wsAfterMessage", function (evt) {
+    markAssignedToMe();
     const isSnapshot = evt.detail.message.indexOf('id="queue-rows"') >= 0;
     if ($("#queue-rows")) refreshQueue(isSnapshot);
     if (isSnapshot) connectedOnce = true;
@@ -140,17 +256,9 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     if ($("#queue-rows")) { refreshQueue(false); }
-    const button = $("#enable-alerts");
-    if (button) {
-      button.addEventListener("click", function () {
-        beep();
-        if ("Notification" in window && Notification.permission === "default") {
-          Notification.requestPermission();
-        }
-        button.textContent = "Alerts on";
-        button.disabled = true;
-      });
-    }
+    setupAlerts();
+    markAssignedToMe();
+    setupEndings();
     tick();
     setInterval(tick, 1000);
   });

@@ -149,6 +149,7 @@ class Escalator:
         from_agent: str = "tier1-bot",
         session_id: str | None = None,
         importance: float = 1.0,
+        reason: str = "",
     ) -> Handoff:
         self.count += 1
         metadata: dict[str, Any] = {
@@ -156,6 +157,8 @@ class Escalator:
             "from_agent": from_agent,
             "to_agent": to_agent,
         }
+        if reason:
+            metadata["reason"] = reason
         if sentiment is not None:
             metadata["sentiment"] = sentiment
         if urgency is not None:

@@ -121,7 +121,8 @@ def test_second_device_sees_the_whole_conversation(
     # the link shows the transcript read-only (no composer).
     endings = alice.get_by_role("region", name="Close this conversation")
     endings.get_by_label("Action").select_option("resolve")
-    endings.get_by_role("button", name="Close").click()
+    endings.get_by_role("button", name="Resolve…").click()
+    alice.locator("#resolve-confirm").get_by_role("button", name="Yes, resolve").click()
     expect(alice).to_have_url(f"{base}/")
     for device in (laptop, phone):
         expect(device.locator("#messages > .msg-system").last).to_have_text(

@@ -44,7 +44,7 @@ class Restartable:
     def stop(self) -> None:
         # Not ``LiveServer.stop`` (SIGTERM, then waits 10 s): a Daphne told to stop while
         # a socket's disconnect handler runs does not exit by itself. The handler
-        # (desk.consumers._socket_closed → lifecycle.presence.agent_set_presence → on commit,
+        # (desk.consumers.socket_closed → lifecycle.presence.agent_set_presence → on commit,
         # broadcast.send) calls async_to_sync on the event loop that has just stopped
         # and waits forever; interpreter exit then waits for that thread.
         process = self.server.process

@@ -55,7 +55,7 @@ def test_escalation_reaches_two_agents_one_accepts_other_is_told(
         row = page.locator(row_id)
         expect(row).to_be_visible()
         expect(row.locator(".customer")).to_contain_text("Dana Whitfield")
-        expect(row.locator(".route")).to_contain_text("tier1-bot → billing-specialist")
+        expect(row.locator(".route")).to_contain_text("tier1-bot → Billing specialists")
         expect(row.locator(".badge.sentiment")).to_have_text(re.compile(r"\bFrustrated$"))
         expect(row.locator(".badge.urgency")).to_have_text(re.compile(r"\bHigh urgency$"))
         expect(page).to_have_title(f"(1) {QUEUE_TITLE}")

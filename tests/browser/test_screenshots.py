@@ -115,7 +115,7 @@ def test_screenshots(new_context, teams, make_agent, escalate, live_server_url, 
     card = page.context.new_page()
     card.goto(f"{base}/handoffs/{main.pk}/")
     wait_live(card)
-    expect(card.locator("#handoff-card")).to_contain_text("What tier1-bot said and did")
+    expect(card.locator("#handoff-card")).to_contain_text("What the bot did")
     expect(card.locator("#handoff-card")).to_contain_text("Account facts")
     expect(card.locator("#handoff-card")).to_contain_text("Chain of this issue (2 hops)")
     card.screenshot(path=artifacts / "card.png", full_page=True)

@@ -281,6 +281,7 @@ def test_event_row_is_written(teams, bot):
         "team": "billing-specialist",
         "misrouted": False,
         "memory_id": "",
+        "bounce": "",
     }
     duplicate = intake(bot=bot)
     assert not duplicate.created

@@ -112,8 +112,11 @@ async def test_floor_updates_when_a_handoff_arrives_and_an_agent_goes_away(peopl
         assert f'id="floor-agent-{alice.pk}" data-presence="away"' in update
         assert "1 away" in update
         assert await ws.receive_nothing(timeout=0.2)
+        # A supervisor watching the floor is at work: online while the floor is open.
+        sue = await sync_to_async(Agent.objects.get)(pk=people["sue"].pk)
+        assert sue.presence == Presence.ONLINE
+        assert f'id="floor-agent-{sue.pk}" data-presence="online"' in update
 
-    # Watching the floor is not being on duty: the supervisor's presence is untouched.
     sue = await sync_to_async(Agent.objects.get)(pk=people["sue"].pk)
     assert sue.presence == Presence.OFFLINE
 

@@ -68,8 +68,9 @@ class World:
     def close(self, who: str, hop: Handoff, action: str, **fields) -> Handoff | None:
         """Resolve, transfer or hand back through the endings form; returns the next hop."""
         before = set(Handoff.objects.values_list("pk", flat=True))
+        confirm = {"confirm": "1"} if action == "resolve" else {}  # Resolve asks first
         response = self.clients[who].post(
-            f"/conversations/{hop.pk}/close", {"action": action, **fields}
+            f"/conversations/{hop.pk}/close", {"action": action, **confirm, **fields}
         )
         assert response.status_code == 302 and response.url == "/", response
         assert Handoff.objects.get(pk=hop.pk).status != Status.ACCEPTED
@@ -258,7 +259,8 @@ def test_counts_chains_matrix_and_percentiles(history):
     assert report.loops == 2
 
     chains = {c.customer: c for c in report.longest}
-    assert [c.customer for c in report.longest] == ["cust-a", "cust-b", "cust-c", "cust-d"]
+    # A one-hop issue (D) is no chain: not listed among the longest.
+    assert [c.customer for c in report.longest] == ["cust-a", "cust-b", "cust-c"]
     assert chains["cust-a"].path == (
         "tier1-bot → human:alice → human:bob → tier1-bot → human:carol"
     )
@@ -267,9 +269,10 @@ def test_counts_chains_matrix_and_percentiles(history):
     assert (chains["cust-b"].ping_pong, chains["cust-b"].loop) == (True, True)
     assert chains["cust-c"].path == "web-assistant → billing-bot → human:bob"
     assert (chains["cust-c"].ping_pong, chains["cust-c"].loop) == (False, False)
-    assert chains["cust-d"].path == "tier1-bot → billing-specialist"
     assert chains["cust-c"].kinds == ["bot", "bot", "human"]
-    assert chains["cust-d"].kinds == ["bot", "team"]
+    # Each listed chain links to its latest hop (the card) and conversation.
+    assert chains["cust-a"].last_hop_id == history["A"][-1].pk
+    assert chains["cust-a"].last_conversation_id == history["A"][-1].conversation_id
     assert chains["cust-a"].customer_name == "Ann Archer"
     assert chains["cust-a"].started_at == t0()
 
@@ -277,7 +280,6 @@ def test_counts_chains_matrix_and_percentiles(history):
     assert chains["cust-a"].human_wait_secs == pytest.approx(60 + 120 + 30, abs=0.01)
     assert chains["cust-b"].human_wait_secs == pytest.approx(90 + 60 + 240, abs=0.01)
     assert chains["cust-c"].human_wait_secs == pytest.approx(180, abs=0.01)
-    assert chains["cust-d"].human_wait_secs == pytest.approx(600, abs=0.01)  # still waiting
     assert report.human_wait_issues == 4
     assert report.human_wait_p50 == pytest.approx(210, abs=0.01)  # of 180, 210, 390, 600
     assert report.human_wait_p90 == pytest.approx(600, abs=0.01)
@@ -332,14 +334,15 @@ def test_sentiment_at_handoff_vs_close(history):
     assert chains["cust-b"].sentiment_at_close == pytest.approx(b_last)
     assert chains["cust-c"].sentiment_at_handoff == NEUTRAL
     assert chains["cust-c"].sentiment_at_close == POSITIVE
-    assert chains["cust-d"].sentiment_at_close == chains["cust-d"].sentiment_at_handoff
+    # D (one hop, no customer messages) closes where it started: steady.
+    d_score = Handoff.objects.get(pk=history["D"][0].pk).sentiment_score
 
     shift = report.sentiment
     assert shift.issues == 4
-    at_close = [c.sentiment_at_close for c in chains.values()]
+    at_close = [c.sentiment_at_close for c in chains.values()] + [d_score]
     assert shift.mean_at_handoff == pytest.approx((ANGRY + FRUSTRATED + NEUTRAL + POSITIVE) / 4)
     assert shift.mean_at_close == pytest.approx(sum(at_close) / 4)
-    trends = [c.trend for c in chains.values()]
+    trends = [c.trend for c in chains.values()] + ["steady"]
     assert (shift.improved, shift.steady, shift.worsened) == (
         trends.count("improved"),
         trends.count("steady"),
@@ -359,7 +362,7 @@ def test_team_and_date_filters(history, teams):
 
 
 def read_csv(text: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(text)))
+    return list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
 
 
 def test_csv_matches_the_report(history):
@@ -367,54 +370,51 @@ def test_csv_matches_the_report(history):
     report = reports.transfer_report(the_filter(), now=now)
     out = io.StringIO()
     assert reports.write_csv(the_filter(), out, now=now) == 4
-    rows = {row["customer"]: row for row in read_csv(out.getvalue())}
-    assert set(rows) == {"cust-a", "cust-b", "cust-c", "cust-d"}
+    text = out.getvalue()
+    assert text.startswith("\ufeff")  # Excel reads UTF-8 ("Zoë") only with a BOM
+    lines = list(csv.reader(io.StringIO(text[1:])))
+    # One fixed column set: the header is CSV_COLUMNS and every row has its width.
+    assert lines[0] == [header for header, _ in reports.CSV_COLUMNS]
+    assert {len(line) for line in lines} == {len(reports.CSV_COLUMNS)}
+    rows = read_csv(text)
+    by_customer: dict[str, list[dict]] = {}
+    for row in rows:
+        by_customer.setdefault(row["customer"], []).append(row)
+    assert set(by_customer) == {"cust-a", "cust-b", "cust-c", "cust-d"}
     for chain in report.longest:
-        row = rows[chain.customer]
-        assert row["issue"] == chain.chain_id
-        assert int(row["hops"]) == chain.hops
-        assert row["path"] == chain.path
-        assert row["ping_pong"] == ("yes" if chain.ping_pong else "no")
-        assert row["loop"] == ("yes" if chain.loop else "no")
-        assert float(row["human_wait_secs"]) == pytest.approx(chain.human_wait_secs, abs=0.01)
-        assert float(row["sentiment_at_handoff"]) == pytest.approx(chain.sentiment_at_handoff)
-        assert float(row["sentiment_at_close"]) == pytest.approx(
-            chain.sentiment_at_close, abs=0.001
-        )
+        hops = by_customer[chain.customer]
+        assert [int(h["hop"]) for h in hops] == list(range(1, chain.hops + 1))
+        for row in hops:  # the issue's figures on every one of its rows
+            assert row["issue"] == chain.chain_id
+            assert int(row["hops"]) == chain.hops
+            assert row["path"] == chain.path
+            assert row["ping_pong"] == ("yes" if chain.ping_pong else "no")
+            assert row["loop"] == ("yes" if chain.loop else "no")
+            assert float(row["human_wait_secs"]) == pytest.approx(chain.human_wait_secs, abs=0.01)
+            assert float(row["sentiment_at_handoff"]) == pytest.approx(chain.sentiment_at_handoff)
+            assert float(row["sentiment_at_close"]) == pytest.approx(
+                chain.sentiment_at_close, abs=0.001
+            )
         # The hops, in order, rebuild the same path.
-        hops = [
-            {k.split("_", 1)[1]: v for k, v in row.items() if k.startswith(f"hop{n}_")}
-            for n in range(1, chain.hops + 1)
-        ]
-        nodes = [hops[0]["from"]] + [
-            f"human:{h['accepted_by']}" if h["accepted_by"] else h["to"] for h in hops
+        nodes = [hops[0]["hop_from"]] + [
+            f"human:{h['hop_accepted_by']}" if h["hop_accepted_by"] else h["hop_to"] for h in hops
         ]
         assert " → ".join(nodes) == chain.path
-        assert row.get(f"hop{chain.hops + 1}_from", "") in ("", None)
-    a = rows["cust-a"]
-    assert a["source_bot"] == "tier1-bot" and rows["cust-c"]["source_bot"] == "web-assistant"
-    assert [a[f"hop{n}_team"] for n in range(1, 5)] == [
+    a = by_customer["cust-a"]
+    assert a[0]["source_bot"] == "tier1-bot"
+    assert by_customer["cust-c"][0]["source_bot"] == "web-assistant"
+    assert [h["hop_team"] for h in a] == [
         "billing-specialist",
         "tech-support",
         "",
         "billing-specialist",
     ]
-    assert [a[f"hop{n}_status"] for n in range(1, 5)] == [
-        "transferred",
-        "handed_back",
-        "bot_hop",
-        "resolved",
-    ]
-    assert [a[f"hop{n}_rating"] for n in range(1, 5)] == [
-        "accurate",
-        "missing_info",
-        "",
-        "accurate",
-    ]
-    assert a["hop1_created_at"] == t0().isoformat()
-    assert a["hop1_accepted_at"] == (t0() + timedelta(seconds=60)).isoformat()
-    assert float(a["hop2_wait_secs"]) == pytest.approx(120, abs=0.01)
-    assert a["hop3_wait_secs"] == ""  # a bot hop waits for no human
+    assert [h["hop_status"] for h in a] == ["transferred", "handed_back", "bot_hop", "resolved"]
+    assert [h["hop_rating"] for h in a] == ["accurate", "missing_info", "", "accurate"]
+    assert a[0]["hop_created_at"] == t0().isoformat()
+    assert a[0]["hop_accepted_at"] == (t0() + timedelta(seconds=60)).isoformat()
+    assert float(a[1]["hop_wait_secs"]) == pytest.approx(120, abs=0.01)
+    assert a[2]["hop_wait_secs"] == ""  # a bot hop waits for no human
 
 
 def test_csv_over_http_and_formula_injection(world, history):
@@ -425,13 +425,14 @@ def test_csv_over_http_and_formula_injection(world, history):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
+    assert response.content.startswith("\ufeff".encode())
     rows = read_csv(response.content.decode())
-    assert len(rows) == 4
+    assert len({row["issue"] for row in rows}) == 4
     # A hostile agent name can't become a spreadsheet formula.
     Handoff.objects.filter(pk=history["D"][0].pk).update(to_agent="=HYPERLINK(1)")
     rows = read_csv(sue.get(f"/reports/transfers.csv?{query}").content.decode())
     d = next(r for r in rows if r["customer"] == "cust-d")
-    assert d["hop1_to"] == "'=HYPERLINK(1)"
+    assert d["hop_to"] == "'=HYPERLINK(1)"
     assert d["path"] == "tier1-bot → =HYPERLINK(1)"  # not at the start of a cell: inert
 
 
@@ -536,3 +537,25 @@ def test_path_flags():
     assert reports.path_flags(["a", "b", "c", "a"]) == (False, True)
     assert reports.path_flags(["a", "b", "c"]) == (False, False)
     assert reports.path_flags(["a"]) == (False, False)
+
+
+def test_an_inverted_range_is_an_error_inside_the_page(world):
+    sue = world.clients["sue"]
+    response = sue.get(
+        "/reports/transfers/?from=2030-01-10&to=2030-01-01", headers={"HX-Request": "true"}
+    )
+    # 422 is swapped by htmx (base.html's htmx-config): the fragment, not a bare error.
+    assert response.status_code == 422
+    assert "<html" not in response.text and 'id="report-body"' in response.text
+    assert "The start date is after the end date." in response.text
+    page = sue.get("/reports/transfers/?from=2030-01-10&to=2030-01-01")
+    assert page.status_code == 400 and "<html" in page.text
+    assert "The start date is after the end date." in page.text
+
+
+def test_the_matrix_leaves_out_rows_that_handed_nothing(history):
+    report = reports.transfer_report(the_filter(), now=t0() + timedelta(seconds=NOW))
+    matrix = report.matrix
+    assert any(total == 0 for total in matrix.row_totals)  # e.g. a team that only receives
+    assert all(total for _, _, _, total in matrix.lines)
+    assert len(matrix.lines) == sum(1 for total in matrix.row_totals if total)
