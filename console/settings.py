@@ -278,6 +278,8 @@ LOGGING = {
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # django-axes logs every sign-in at INFO; lockouts still log as warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 

@@ -76,7 +76,7 @@ def test_a_transferred_agents_open_page_stops_and_says_why(
     bob = login(new_context(), base, "bob")
     wait_live(bob)
     row = bob.locator(f"#handoff-{nxt.pk}")
-    expect(row).to_contain_text("assigned to you")
+    expect(row).to_contain_text("assigned to you", ignore_case=True)
     row.get_by_role("button", name="Accept").click()
     expect(bob).to_have_url(f"{base}/conversations/{nxt.pk}/")
     assert post_from(
