@@ -106,7 +106,9 @@ def test_presence_is_read_only_in_admin(root, make_agent, teams):
 
 
 def test_a_new_bots_webhook_secret_is_shown_once_and_can_be_rotated(root):
-    response = root.post("/admin/handoffs/bot/add/", {"name": "web-assistant"}, follow=True)
+    response = root.post(
+        "/admin/handoffs/bot/add/", {"name": "web-assistant", "scope": "write"}, follow=True
+    )
     bot = Bot.objects.get(name="web-assistant")
     texts = [str(m) for m in get_messages(response.wsgi_request)]
     assert any(bot.webhook_secret in t for t in texts)
@@ -149,6 +151,13 @@ def test_a_teams_opener_template_is_checked(root, teams):
         "default_capacity": 3,
         "topic": "your invoice",
         "opener_template": "Hi {customer_name}, {agent_name.__class__} here {summary}",
+        "time_zone": "UTC",
+        # The opening hours and holidays inlines (none).
+        **{
+            f"{p}-{n}": "0"
+            for p in ("opening_hours", "holidays")
+            for n in ("TOTAL_FORMS", "INITIAL_FORMS")
+        },
     }
     response = root.post(f"/admin/handoffs/team/{team.pk}/change/", data)
     assert response.status_code == 200
