@@ -58,8 +58,13 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_daphne(port: int | None = None, extra_env: dict[str, str] | None = None) -> LiveServer:
-    """Start ``daphne console.asgi:application`` on the test database and wait until ready."""
+def start_daphne(
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    ready: str = "/health/ready",
+) -> LiveServer:
+    """Start ``daphne console.asgi:application`` on the test database and wait until
+    ``ready`` answers 200 (``/health/live`` for a server whose database is away)."""
     port = port or free_port()
     env = {
         **os.environ,
@@ -68,6 +73,7 @@ def start_daphne(port: int | None = None, extra_env: dict[str, str] | None = Non
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         **(extra_env or {}),
     }
+    (ROOT / ".pytest_cache").mkdir(exist_ok=True)
     log = open(ROOT / f".pytest_cache/daphne-{port}.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
         [
@@ -91,7 +97,7 @@ def start_daphne(port: int | None = None, extra_env: dict[str, str] | None = Non
         if process.poll() is not None:
             raise RuntimeError(f"daphne exited with {process.returncode}; see {log.name}")
         try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{ready}", timeout=1).status_code == 200:
                 return LiveServer(url=url, process=process, port=port, env=env)
         except httpx.HTTPError:
             pass

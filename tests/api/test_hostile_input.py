@@ -4,9 +4,6 @@ shape, never a 5xx, and writes nothing. Runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import httpx
@@ -18,7 +15,7 @@ from handoffs.lifecycle.accept import handoff_accept
 from handoffs.lifecycle.intake import handoff_intake
 from handoffs.models import Conversation, Message
 from tests import factories
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port, start_daphne
 from tests.memory.test_bad_input import intake_body, snapshot, store_body
 
 pytestmark = pytest.mark.pg
@@ -240,40 +237,12 @@ def test_a_known_route_checks_the_key_before_the_method(key):
 
 def test_with_the_database_unreachable_the_api_answers_json_503_and_pages_a_503_page():
     """A real Daphne whose database is a closed port (nothing mocked)."""
-    port = free_port()
-    closed = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_DEBUG": "1",
-        "DATABASE_URL": f"postgres://root@127.0.0.1:{closed}/nowhere",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-    }
-    env.pop("REDIS_URL", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "console.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server = start_daphne(
+        extra_env={"DATABASE_URL": f"postgres://root@127.0.0.1:{free_port()}/nowhere"},
+        ready="/health/live",
     )
-    url = f"http://127.0.0.1:{port}"
+    url = server.url
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         intake = httpx.post(
             f"{url}/api/v1/handoffs",
             json=intake_body(),
@@ -291,8 +260,7 @@ def test_with_the_database_unreachable_the_api_answers_json_503_and_pages_a_503_
         assert "Temporarily unavailable" in page.text
         assert page.headers["retry-after"] == "5"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.stop()
 
 
 @pytest.mark.django_db(transaction=True)
