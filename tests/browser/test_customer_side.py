@@ -88,7 +88,9 @@ def close_as(agent_page: Page, action: str, note: str = "") -> None:
     endings.get_by_label("Action").select_option(action)
     if note:
         endings.get_by_label(re.compile(r"^Note")).fill(note)
-    endings.get_by_role("button", name="Close").click()
+    endings.locator("button[type=submit]").first.click()
+    if action == "resolve":  # Resolve asks to be confirmed (issue 13)
+        agent_page.locator("#resolve-confirm").get_by_role("button", name="Yes, resolve").click()
 
 
 def send(page: Page, text: str) -> None:
