@@ -198,6 +198,12 @@ class Agent(models.Model):
         help_text="Sound (and desktop alerts where the browser allows) for new escalations; "
         "the agent turns it on once and it holds on every page.",
     )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="IANA zone every console time is shown in (e.g. Europe/Paris); "
+        "detected in the agent's browser on their first visit, changeable in their profile.",
+    )
 
     class Meta:
         ordering = ["user__username"]
@@ -746,3 +752,26 @@ class MemoryWrite(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation} #{self.pk} ({self.status})"
+
+
+class ReadMark(models.Model):
+    """How far one agent has read one conversation: the highest message ``seq`` they
+    have seen (Chatwoot's ``agent_last_seen_at``, by sequence instead of time, so two
+    messages in the same millisecond can't be confused). A customer message with a
+    higher ``seq`` on the hop the agent owns is unread. Only ever moves forward
+    (``lifecycle.reading``), so a slow device can't mark read messages unread again."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="read_marks")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="read_marks"
+    )
+    last_read_seq = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "conversation"], name="read_mark_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} read #{self.conversation_id} to {self.last_read_seq}"

@@ -28,7 +28,7 @@ from ..realtime.consumers import (
     ForwardingConsumer,
     is_typing,
 )
-from . import selectors
+from . import inbox, selectors
 
 SOCKETS_KEY = "presence:sockets:{}"
 SOCKETS_TTL = 26 * 3600  # longer than Daphne's 24-hour socket limit
@@ -43,6 +43,12 @@ def _agent_for(user) -> Agent | None:
 @database_sync_to_async
 def _fresh_agent(agent_id: int) -> Agent | None:
     return Agent.objects.select_related("user").filter(pk=agent_id).first()
+
+
+@database_sync_to_async
+def inbox_badge(agent: Agent) -> str:
+    """The nav badge as the database has it now (sent on every (re)connect)."""
+    return inbox.render_badge(agent)
 
 
 @database_sync_to_async
@@ -97,9 +103,9 @@ class AgentConsumer(ForwardingConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         await socket_opened(self.agent)
+        # One frame: the page's snapshot and the nav badge, both as the database has them.
         snapshot = await self.snapshot(self.agent)
-        if snapshot:
-            await self.send(text_data=snapshot)
+        await self.send(text_data=snapshot + await inbox_badge(self.agent))
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
@@ -287,3 +293,20 @@ class ConversationConsumer(AgentConsumer):
     async def chat_typing(self, event: dict) -> None:
         if not self.ended:
             await self.send(text_data=event["html"])
+
+
+class InboxConsumer(AgentConsumer):
+    """The agent's own conversations: the nav badge on pages without a socket of their
+    own (``?badge``), and the inbox page's rows (re-rendered whole on every change)."""
+
+    RESYNC_ON_RIGHTS_CHANGED = True
+
+    def wants_rows(self) -> bool:
+        return b"badge" not in self.scope.get("query_string", b"")
+
+    async def groups_for(self, agent: Agent) -> list[str]:
+        return [broadcast.inbox_group(agent.user_id)] if self.wants_rows() else []
+
+    @database_sync_to_async
+    def snapshot(self, agent: Agent) -> str:
+        return inbox.render_rows(agent) if self.wants_rows() else ""

@@ -2,13 +2,13 @@
 
 from django.urls import path
 
-from . import views
+from . import inbox_views, views
 
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("handoffs/<int:pk>/", views.handoff_detail, name="handoff"),
     path("handoffs/<int:pk>/accept", views.handoff_accept, name="handoff-accept"),
-    path("conversations/", views.my_conversations, name="my-conversations"),
+    path("conversations/", inbox_views.my_conversations, name="my-conversations"),
     path("conversations/<int:pk>/", views.conversation, name="conversation"),
     path(
         "conversations/<int:pk>/messages",
@@ -16,6 +16,8 @@ urlpatterns = [
         name="conversation-messages",
     ),
     path("conversations/<int:pk>/close", views.conversation_close, name="conversation-close"),
+    path("conversations/<int:pk>/read", inbox_views.conversation_read, name="conversation-read"),
+    path("profile/", inbox_views.profile, name="profile"),
     path("presence", views.presence, name="presence"),
     path("alerts", views.alerts, name="alerts"),
 ]

@@ -24,10 +24,13 @@ from ..lifecycle.presence import (
     agent_set_alerts,
     agent_set_presence,
 )
+from ..lifecycle.reading import conversation_mark_read
 from ..models import Agent, Handoff, Sender, Status
 from ..pages import HtmxHttpRequest, flash
 from . import selectors
 from .forms import EndingForm
+
+FOCUS_COMPOSER = "focus_composer"
 
 
 def agent_required(view):
@@ -100,6 +103,8 @@ def handoff_accept(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         accept.handoff_accept(handoff_id=pk, agent=request.agent)
     except HandoffError as exc:
         return flash(request, exc.message, status=exc.status)
+    # The conversation page opens with the cursor in the composer (once).
+    request.session[FOCUS_COMPOSER] = pk
     if request.htmx:
         return HttpResponseClientRedirect(f"/conversations/{pk}/")
     return redirect("conversation", pk=pk)
@@ -157,9 +162,16 @@ def _conversation_context(
 @agent_required
 def conversation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     handoff, view = _conversation_hop(request, pk)
-    return render(
-        request, "handoffs/desk/conversation.html", _conversation_context(request, handoff, view)
-    )
+    context = _conversation_context(request, handoff, view)
+    context["focus_composer"] = request.session.pop(FOCUS_COMPOSER, None) == pk
+    if view.live and context["chat_messages"]:
+        # What this page shows is read (on every device of the agent, live).
+        conversation_mark_read(
+            agent=request.agent,
+            conversation_id=handoff.conversation_id,
+            seq=context["chat_messages"][-1].seq,
+        )
+    return render(request, "handoffs/desk/conversation.html", context)
 
 
 @require_POST
@@ -241,19 +253,6 @@ def conversation_close(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return again(exc.status)
     messages.success(request, done)
     return redirect("queue")
-
-
-@require_GET
-@agent_required
-def my_conversations(request: HtmxHttpRequest) -> HttpResponse:
-    conversations = Handoff.objects.filter(
-        accepted_by=request.agent, status=Status.ACCEPTED
-    ).select_related("team")
-    return render(
-        request,
-        "handoffs/desk/my_conversations.html",
-        {"agent": request.agent, "conversations": conversations},
-    )
 
 
 @require_POST

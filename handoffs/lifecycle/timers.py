@@ -230,6 +230,8 @@ def _unanswered(team: Team, now: datetime, result: TimerResult) -> None:
             result.requeued.append(hop.pk)
             broadcast.handoff_changed_on_commit(handoff_id=hop.pk, change="requeued")
             if owner is not None:
+                broadcast.inbox_changed_on_commit(user_ids=[owner.user_id])
+            if owner is not None:
                 who = hop.customer_name or hop.customer
                 broadcast.notify_user_on_commit(
                     user_id=owner.user_id,

@@ -44,6 +44,12 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def inbox_group(user_id: int) -> str:
+    """The sockets of one agent's inbox page (its rows; every console socket of the
+    agent gets the nav badge through ``user_group``)."""
+    return f"inbox.{user_id}"
+
+
 def assigned_queue_group(user_id: int) -> str:
     """The queue sockets of one agent: rows assigned to them personally."""
     return f"queue.user.{user_id}"
@@ -124,6 +130,8 @@ def publish_handoff_change(handoff_id: int, change: str) -> None:
         send(handoff_group(handoff.pk), {"type": "card.update", "html": status_html})
         # Accepting, closing or passing a hop on changes who may watch it.
         send(handoff_group(handoff.pk), {"type": "rights.changed"})
+    if handoff.accepted_by is not None:  # accepted, closed or passed on: their inbox
+        publish_inbox([handoff.accepted_by.user_id])
     publish_floor()
     publish_customer_status(handoff.pk)
 
@@ -196,6 +204,13 @@ def publish_message(message: Message) -> None:
             "handoffs/chat.html#message-oob", {"message": message, "audience": "customer"}
         )
         send(customer_group(conversation_id), {"type": "chat.message", "html": customer_html})
+    # The owner's inbox: preview, unread count, who waits; a customer message alerts.
+    from ..models import Handoff, Status
+
+    owners = Handoff.objects.filter(
+        conversation_id=conversation_id, status=Status.ACCEPTED, accepted_by__isnull=False
+    ).values_list("accepted_by__user_id", flat=True)
+    publish_inbox(list(owners), message=message)
 
 
 def message_posted_on_commit(*, message: Message) -> None:
@@ -315,6 +330,9 @@ def publish_reassigned(
         )
     if old_user_id is not None:
         notify_user(old_user_id, text=f"{by} moved the conversation with {who} to a colleague.")
+    publish_inbox(
+        [u for u in (old_user_id, handoff.accepted_by and handoff.accepted_by.user_id) if u]
+    )
     publish_floor()
     publish_customer_status(handoff.pk)
 
@@ -412,3 +430,36 @@ def publish_csat(conversation_id: int) -> None:
 
 def csat_recorded_on_commit(*, conversation_id: int) -> None:
     transaction.on_commit(lambda: publish_csat(conversation_id), robust=True)
+
+
+# ---------------------------------------------------------------- the agents' inboxes
+# What an inbox shows is the desk's business; it registers the renderer at start-up
+# (``HandoffsConfig.ready``). It takes user ids and the message that rang (if any) and
+# returns (user id, nav badge html, inbox rows html) for each agent among them.
+_inbox_renderer: Callable[..., list[tuple[int, str, str]]] | None = None
+
+
+def register_inbox_renderer(render: Callable[..., list[tuple[int, str, str]]]) -> None:
+    """Set the function that renders an agent's nav badge and inbox rows."""
+    global _inbox_renderer
+    _inbox_renderer = render
+
+
+def publish_inbox(user_ids: list[int], *, message: Message | None = None) -> None:
+    """Push these agents' unread badge (to every console socket of theirs: it raises the
+    alert for a customer ``message``) and inbox rows (to their inbox pages)."""
+    if _inbox_renderer is None or not user_ids:
+        return
+    try:
+        frames = _inbox_renderer(list(user_ids), message)
+    except Exception:
+        # Every socket re-reads its badge on reconnect; the change that rang it stands.
+        logger.exception("rendering an inbox failed")
+        return
+    for user_id, badge_html, rows_html in frames:
+        send(user_group(user_id), {"type": "inbox.update", "html": badge_html})
+        send(inbox_group(user_id), {"type": "inbox.rows", "html": rows_html})
+
+
+def inbox_changed_on_commit(*, user_ids: list[int]) -> None:
+    transaction.on_commit(lambda: publish_inbox(user_ids), robust=True)

@@ -29,6 +29,8 @@ class ForwardingConsumer(AsyncWebsocketConsumer):
             "chat.typing",
             "chat.status",
             "floor.update",
+            "inbox.update",
+            "inbox.rows",
         }
     )
 

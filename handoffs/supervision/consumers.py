@@ -7,7 +7,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth import get_user_model
 from django.template.loader import render_to_string
 
-from ..desk.consumers import socket_closed, socket_opened
+from ..desk.consumers import inbox_badge, socket_closed, socket_opened
 from ..models import Agent
 from ..realtime import broadcast
 from ..realtime.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
@@ -53,7 +53,7 @@ class FloorConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.watching = True
         await database_sync_to_async(broadcast.floor_watched)(1)
-        await self.send(text_data=await _floor_snapshot())
+        await self.send(text_data=await _floor_snapshot() + await inbox_badge(self.agent))
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
@@ -73,6 +73,11 @@ class FloorConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=event["html"])
 
     async def user_notice(self, event: dict) -> None:
+        if not self.ended:
+            await self.send(text_data=event["html"])
+
+    async def inbox_update(self, event: dict) -> None:
+        """The supervisor's own unread badge (and its alert), as on every console page."""
         if not self.ended:
             await self.send(text_data=event["html"])
 

@@ -8,6 +8,30 @@ SENTIMENT_ICONS = {"positive": "▲", "neutral": "●", "frustrated": "▼", "an
 URGENCY_ICONS = {"low": "○", "normal": "◐", "high": "●", "critical": "‼"}
 
 
+# How ``when`` writes a time; static/handoffs/localtime.js writes the same strings in
+# the viewer's zone (pushed frames are rendered once for everyone, in no one's zone).
+WHEN_FORMATS = {"time": "H:i", "datetime": "M j, H:i", "date": "j F Y", "full": "Y-m-d H:i"}
+
+
+@register.filter
+def when(value, fmt: str = "time"):
+    """A ``<time>`` element in the active zone (``desk.timezones`` activates the
+    agent's), which the browser rewrites in the viewer's zone (``localtime.js``)."""
+    from django.utils import dateformat, timezone
+    from django.utils.html import format_html
+
+    if not value:
+        return ""
+    fmt = fmt if fmt in WHEN_FORMATS else "time"
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return format_html(
+        '<time datetime="{}" data-fmt="{}">{}</time>',
+        value.isoformat(),
+        fmt,
+        dateformat.format(local, WHEN_FORMATS[fmt]),
+    )
+
+
 @register.filter
 def unix_ms(value) -> int:
     return int(value.timestamp() * 1000) if value else 0

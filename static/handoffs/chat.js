@@ -19,10 +19,39 @@
     return "c" + Date.now().toString(36) + Math.random().toString(36).slice(2);
   }
 
+  // The agent's conversation page scrolls the message list inside itself and never the
+  // window: it opens at the latest message, follows new ones only while the agent is at
+  // the bottom, and otherwise offers a "new messages" pill. The customer's page (one
+  // column, the window is the list) follows the window as before.
+  let stuck = true;  // the agent was at the bottom of the list before the last change
+
+  function inPlace() { return !!$("[data-page=conversation] #messages"); }
+
+  function atBottom(list) { return list.scrollHeight - list.scrollTop - list.clientHeight < 40; }
+
+  function pill() { return $("#new-messages"); }
+
   function scrollToEnd() {
     const list = $("#messages");
-    if (list) list.scrollTop = list.scrollHeight;
-    window.scrollTo(0, document.body.scrollHeight);
+    if (!list) return;
+    if (!inPlace()) {
+      list.scrollTop = list.scrollHeight;
+      window.scrollTo(0, document.body.scrollHeight);
+      return;
+    }
+    list.scrollTop = list.scrollHeight;
+    stuck = true;
+    const p = pill();
+    if (p) p.hidden = true;
+  }
+
+  function follow(grew) {
+    // After new content: to the end if the agent was there, else say there's more.
+    const list = $("#messages");
+    if (!list) return;
+    if (!inPlace() || stuck) { scrollToEnd(); return; }
+    const p = pill();
+    if (p && grew) p.hidden = false;
   }
 
   function orderMessages() {
@@ -100,7 +129,7 @@
         if (flash) flash.insertAdjacentHTML("beforeend", r.html);
       }
       self.delay = 500;
-      self.renderPending(); scrollToEnd();
+      self.renderPending(); scrollToEnd();  // the sender's own message: always shown
       self.flush();
     }).catch(function () {
       self.sending = false;
@@ -109,7 +138,12 @@
     });
   };
 
+  document.addEventListener("htmx:wsBeforeMessage", function () {
+    const list = $("#messages");
+    if (list && inPlace()) stuck = atBottom(list);
+  });
   document.addEventListener("htmx:wsOpen", function (evt) {
+    if (evt.target && evt.target.id === "inbox-socket") return;
     socket = evt.detail.socketWrapper;
     if (window.chatOutbox) window.chatOutbox.flush();
   });
@@ -148,7 +182,7 @@
     } else if (evt.detail.message.indexOf("msg-") >= 0 && typing) {
       typing.hidden = true;  // the message the other side was typing has arrived
     }
-    scrollToEnd();
+    follow(text.indexOf("msg-") >= 0);
   });
 
   // In the widget's frame, Escape closes the widget (keys don't reach the host page).
@@ -186,6 +220,26 @@
     orderMessages();
     outbox.renderPending();
     outbox.flush();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const list = $("#messages");
+    if (!list) return;
     scrollToEnd();
+    if (!inPlace()) return;
+    list.addEventListener("scroll", function () {
+      stuck = atBottom(list);
+      const p = pill();
+      if (p && stuck) p.hidden = true;
+    });
+    const p = pill();
+    if (p) p.addEventListener("click", function () { scrollToEnd(); list.focus({ preventScroll: true }); });
+    // After accepting (the conversation page opens with ?accepted=1, or from the card),
+    // the cursor is in the composer: the agent can type at once.
+    const box = $("#message-body");
+    if (box && document.querySelector("[data-page=conversation][data-focus-composer]")) {
+      box.focus({ preventScroll: true });
+      box.setSelectionRange(box.value.length, box.value.length);
+    }
   });
 })();

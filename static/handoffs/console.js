@@ -131,6 +131,7 @@
       audioState: function () { return audio ? audio.state : "none"; },
       enabled: alertsOn,
       permission: permission,
+      beep: beep,
     };
   }
 
@@ -165,7 +166,11 @@
     if (count) count.textContent = String(rows.length);
     const empty = $("#queue-empty");
     if (empty) empty.hidden = rows.length > 0;
-    document.title = (rows.length ? "(" + rows.length + ") " : "") + "Queue · Handoff console";
+    if (window.handoffTitle) {  // inbox.js: the unread count shares the title
+      window.handoffTitle.setQueue(rows.length);
+    } else {
+      document.title = (rows.length ? "(" + rows.length + ") " : "") + "Queue · Handoff console";
+    }
     if (knownRows !== null) {
       const added = rows.filter(function (r) { return !knownRows.has(r.id); });
       const gone = Array.from(knownRows).filter(function (id) { return !ids.has(id); });
@@ -185,15 +190,28 @@
     tick();
   }
 
-  document.addEventListener("htmx:wsConnecting", function () {
+  // The badge-only inbox socket (pages without a socket of their own) is not the page's
+  // live connection: the indicator and the owner's controls follow the page's socket.
+  function badgeSocket(evt) { return evt.target && evt.target.id === "inbox-socket"; }
+
+  document.addEventListener("htmx:wsConnecting", function (evt) {
+    if (badgeSocket(evt)) return;
     setLive("connecting", connectedOnce ? "Reconnecting…" : "Connecting…");
   });
-  document.addEventListener("htmx:wsOpen", function () {
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    if (badgeSocket(evt)) return;
     setLive("online", "Live");
   });
   document.addEventListener("htmx:wsClose", function (evt) {
     const code = evt.detail.event.code;
     if (code === 4401) { window.location.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname); return; }
+    if (badgeSocket(evt)) {
+      if (RECONNECTING_CODES.indexOf(code) < 0 && code !== 4403 && code !== 4410) {
+        const wrapper = evt.detail.socketWrapper;
+        setTimeout(function () { if (wrapper && wrapper.reconnect) wrapper.reconnect(); }, 1000);
+      }
+      return;
+    }
     if (code === 4403) {  // refused, or a right ended: the reason was pushed just before
       setLive("offline", "Access ended");
       // What only the owner may use goes (the customer link too: it reads and writes the chat).

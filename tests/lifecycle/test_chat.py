@@ -207,6 +207,14 @@ def _socket(path: str, user=None) -> WebsocketCommunicator:
     return communicator
 
 
+async def chat_frame(ws) -> str:
+    """The next frame of the chat, past the owner's inbox badge frames."""
+    frame = await ws.receive_from()
+    while 'id="nav-unread"' in frame:
+        frame = await ws.receive_from()
+    return frame
+
+
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_notes_never_reach_the_customer_socket(teams, make_agent, bot):
@@ -236,14 +244,14 @@ async def test_notes_never_reach_the_customer_socket(teams, make_agent, bot):
         await database_sync_to_async(post)(
             conversation, Sender.NOTE, "NOTE-LIVE", "n-2", agent=alice
         )
-        assert "NOTE-LIVE" in await agent.receive_from()
+        assert "NOTE-LIVE" in await chat_frame(agent)
         assert await customer.receive_nothing(timeout=0.3)
 
         await database_sync_to_async(post)(
             conversation, Sender.AGENT, "Public answer", "a-1", agent=alice
         )
         assert "Public answer" in await customer.receive_from()
-        assert "Public answer" in await agent.receive_from()
+        assert "Public answer" in await chat_frame(agent)
     finally:
         await customer.disconnect()
         await agent.disconnect()
