@@ -184,6 +184,11 @@
         }
       }
       added.forEach(function (row) { row.classList.add("is-new"); notify(row); });
+      if (added.length && window.handoffAnnounce) {  // for screen readers (#announcer)
+        window.handoffAnnounce(added.length === 1
+          ? "New escalation: " + (added[0].dataset.customer || "a customer")
+          : added.length + " new escalations");
+      }
       if (added.length) beep();
     }
     knownRows = ids;

@@ -38,6 +38,8 @@
     if (document.title !== title) document.title = title;
   }
 
+  window.handoffAnnounce = function (text) { announce(text); };
+
   window.handoffTitle = {
     setQueue: function (n) { queueCount = n; renderTitle(); },
     render: renderTitle,
