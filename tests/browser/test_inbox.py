@@ -112,7 +112,7 @@ def test_a_customer_message_alerts_the_agent_on_the_queue_and_in_another_convers
     expect(badge(alice)).to_be_visible(timeout=FAST)
     expect(badge(alice)).to_have_attribute("data-count", "1", timeout=FAST)
     expect(alice).to_have_title(re.compile(r"^\(1\) Queue"), timeout=FAST)
-    alice.wait_for_function("window.__notifications.length === 1", timeout=FAST)
+    alice.wait_for_function("() => window.__notifications.length === 1", timeout=FAST)
     assert notifications(alice)[0] == {
         "title": "Ann Lee wrote",
         "body": "Are you still there? Please answer!",
@@ -138,7 +138,7 @@ def test_a_customer_message_alerts_the_agent_on_the_queue_and_in_another_convers
     expect(badge(alice)).to_have_attribute("data-count", "1", timeout=FAST)
     expect(badge(alice)).to_be_visible()
     expect(alice).to_have_title("(1) Ben Ortiz · Conversation · Handoff console", timeout=FAST)
-    alice.wait_for_function("window.__notifications.length === 1", timeout=FAST)
+    alice.wait_for_function("() => window.__notifications.length === 1", timeout=FAST)
     assert notifications(alice)[0]["body"] == "Hello?? Anyone?"
     expect(ann_row.locator(".preview")).to_have_text("Hello?? Anyone?", timeout=FAST)
     expect(ann_row.locator(".unread-count")).to_contain_text("1", timeout=FAST)
@@ -194,7 +194,7 @@ def test_times_are_shown_in_the_browsers_zone(
 
     alice = login(new_context(timezone_id="America/New_York"), base, "alice")
     # The first visit stores the browser's zone on her profile.
-    alice.wait_for_function("document.body.dataset.tz === 'America/New_York'")
+    alice.wait_for_function("() => document.body.dataset.tz === 'America/New_York'")
     assert Agent.objects.get(user__username="alice").time_zone == "America/New_York"
     expect(alice.locator("#tz-label")).to_have_text("(America/New_York)")
     accept(alice, base, ann)

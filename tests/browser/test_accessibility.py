@@ -1,0 +1,200 @@
+"""Accessibility in Chromium: axe-core (tests/browser/axe.py) finds nothing critical or
+serious on the console's pages and the customer's chat, and the keyboard works:
+a skip link, shortcuts that don't fire while typing, a help dialog on ``?``, a message
+list reachable and scrollable by keyboard, live regions announcing new rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from handoffs.models import Conversation, Handoff, Role
+
+from .axe import assert_no_serious_violations, violations
+from .conftest import login, wait_live
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def web_escalation(escalate, *, customer: str, name: str, summary: str) -> Handoff:
+    metadata = {
+        "type": "handoff",
+        "from_agent": "tier1-bot",
+        "to_agent": "billing-specialist",
+        "customer_name": name,
+        "channel": "web",
+        "urgency": "high",
+        "sentiment": "angry",
+    }
+    body = {"agent_id": customer, "content": summary, "importance": 1.0, "metadata": metadata}
+    memory = escalate.request("POST", "/v1/memory/store", body)["memory"]
+    return Handoff.objects.get(memory_id=memory["id"])
+
+
+def customer_writes(base: str, handoff: Handoff, text: str) -> None:
+    token = Conversation.objects.get(pk=handoff.conversation_id).token
+    response = httpx.post(
+        f"{base}/c/{token}/messages", data={"body": text, "client_id": uuid.uuid4().hex}
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+def accept(page: Page, base: str, handoff: Handoff) -> None:
+    page.goto(f"{base}/")
+    wait_live(page)
+    page.locator(f"#handoff-{handoff.pk}").get_by_role("button", name="Accept").click()
+    expect(page).to_have_url(f"{base}/conversations/{handoff.pk}/")
+    wait_live(page)
+
+
+def test_axe_finds_nothing_serious_on_every_page(
+    new_context, teams, make_agent, escalate, live_server_url
+):
+    base = live_server_url
+    make_agent("alice", teams=[teams["billing-specialist"]])
+    make_agent("sue", teams=[teams["billing-specialist"]], role=Role.SUPERVISOR)
+    ann = web_escalation(escalate, customer="cust-ann", name="Ann Lee", summary="Refund due.")
+    ben = web_escalation(escalate, customer="cust-ben", name="Ben Ortiz", summary="Wrong plan.")
+
+    alice = login(new_context(), base, "alice")
+    wait_live(alice)
+    assert_no_serious_violations(alice, where="queue")
+    alice.goto(f"{base}/handoffs/{ben.pk}/")
+    wait_live(alice)
+    assert_no_serious_violations(alice, where="card")
+    accept(alice, base, ann)
+    customer_writes(base, ann, "Are you still there? Please answer!")
+    expect(alice.locator("#messages > .msg-customer")).to_have_count(1)
+    alice.locator("#message-body").fill("Yes, I'm here.")
+    alice.locator("#composer").get_by_role("button", name="Send").click()
+    expect(alice.locator("#messages > .msg-agent")).to_have_count(1)
+    assert_no_serious_violations(alice, where="conversation")
+    alice.keyboard.press("Escape")
+    alice.locator("#messages").focus()
+    alice.keyboard.press("?")
+    expect(alice.locator("#keys-help")).to_be_visible()
+    assert_no_serious_violations(alice, where="conversation with the shortcuts help")
+    alice.keyboard.press("Escape")
+    alice.goto(f"{base}/conversations/")
+    wait_live(alice)
+    assert_no_serious_violations(alice, where="inbox")
+    alice.goto(f"{base}/profile/")
+    assert_no_serious_violations(alice, where="profile")
+
+    customer = new_context().new_page()
+    customer.goto(f"{base}/c/{Conversation.objects.get(pk=ann.conversation_id).token}/")
+    expect(customer.locator("#live")).to_have_text("Live")
+    expect(customer.locator("#messages > .msg-agent")).to_have_count(1)
+    assert_no_serious_violations(customer, where="customer chat")
+
+    sue = login(new_context(), base, "sue")
+    sue.goto(f"{base}/floor/")
+    wait_live(sue)
+    assert_no_serious_violations(sue, where="floor")
+    sue.goto(f"{base}/reports/transfers/")
+    assert_no_serious_violations(sue, where="report")
+
+    # The check can fail: an unlabelled button is reported.
+    sue.evaluate(
+        "document.querySelector('main').insertAdjacentHTML('beforeend', '<button></button>')"
+    )
+    assert any(line.startswith("button-name (critical)") for line in violations(sue))
+
+
+def test_the_keyboard_reaches_everything_and_shortcuts_wait_while_typing(
+    new_context, teams, make_agent, escalate, live_server_url
+):
+    base = live_server_url
+    make_agent("alice", teams=[teams["billing-specialist"]], capacity=5)
+    ann = web_escalation(escalate, customer="cust-ann", name="Ann Lee", summary="Refund due.")
+    ben = web_escalation(escalate, customer="cust-ben", name="Ben Ortiz", summary="Wrong plan.")
+    alice = login(new_context(), base, "alice")
+    accept(alice, base, ann)
+    accept(alice, base, ben)
+
+    # The skip link is the first stop and lands in the main region.
+    alice.goto(f"{base}/conversations/")
+    wait_live(alice)
+    alice.keyboard.press("Tab")
+    skip = alice.get_by_role("link", name="Skip to main content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_visible()
+    alice.keyboard.press("Enter")
+    expect(alice.locator("main")).to_be_focused()
+
+    # j / k walk the conversations in inbox order (longest-waiting first: Ann, Ben).
+    alice.keyboard.press("j")
+    expect(alice).to_have_url(f"{base}/conversations/{ann.pk}/")
+    wait_live(alice)
+    alice.keyboard.press("j")
+    expect(alice).to_have_url(f"{base}/conversations/{ben.pk}/")
+    wait_live(alice)
+    alice.keyboard.press("k")
+    expect(alice).to_have_url(f"{base}/conversations/{ann.pk}/")
+    wait_live(alice)
+
+    # r focuses the composer; typing "j", "k", "?" there types, it doesn't navigate.
+    alice.locator("main").focus()
+    alice.keyboard.press("r")
+    box = alice.locator("#message-body")
+    expect(box).to_be_focused()
+    box.fill("")
+    alice.keyboard.type("jk? ok")
+    expect(box).to_have_value("jk? ok")
+    expect(alice).to_have_url(f"{base}/conversations/{ann.pk}/")
+    expect(alice.locator("#keys-help")).to_be_hidden()
+    # Ctrl+Enter sends.
+    alice.keyboard.press("Control+Enter")
+    expect(alice.locator("#messages > .msg-agent")).to_have_count(1)
+    expect(alice.locator("#messages > .msg-agent .msg-body")).to_have_text("jk? ok")
+
+    # l reaches the message list (a labelled log), and the arrow keys scroll it.
+    for n in range(25):
+        customer_writes(base, ann, f"Message {n}: a long line to fill the list up and more.")
+    expect(alice.locator("#messages > .msg-customer")).to_have_count(25)
+    alice.locator("main").focus()
+    alice.keyboard.press("l")
+    log = alice.get_by_role("log", name="Messages")
+    expect(log).to_be_focused()
+    before = log.evaluate("el => el.scrollTop")
+    alice.keyboard.press("Home")
+    alice.wait_for_function("() => document.getElementById('messages').scrollTop === 0")
+    assert before > 0
+    assert alice.evaluate("window.scrollY") == 0
+
+    # e goes to the endings form; ? opens the help, Escape closes it.
+    alice.locator("main").focus()
+    alice.keyboard.press("e")
+    expect(alice.get_by_label("Action")).to_be_focused()
+    alice.locator("main").focus()
+    alice.keyboard.press("?")
+    help_dialog = alice.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(help_dialog).to_be_visible()
+    expect(help_dialog).to_contain_text("Next / previous of your conversations")
+    alice.keyboard.press("Escape")
+    expect(help_dialog).to_be_hidden()
+    alice.keyboard.press("q")
+    expect(alice).to_have_url(f"{base}/")
+
+
+def test_new_rows_and_messages_are_announced(
+    new_context, teams, make_agent, escalate, live_server_url
+):
+    base = live_server_url
+    make_agent("alice", teams=[teams["billing-specialist"]])
+    alice = login(new_context(), base, "alice")
+    wait_live(alice)
+    web_escalation(escalate, customer="cust-cy", name="Cy Young", summary="Card declined.")
+    expect(alice.locator("#announcer")).to_have_text("New escalation: Cy Young")
+    expect(alice.locator("#announcer")).to_have_attribute("aria-live", "polite")
+    expect(alice.locator("#queue-rows .qrow")).to_have_count(1)
+    handoff = Handoff.objects.get(customer="cust-cy")
+    accept(alice, base, handoff)
+    log = alice.get_by_role("log", name="Messages")
+    expect(log).to_have_attribute("aria-live", "polite")
+    customer_writes(base, handoff, "Still declined.")
+    expect(log.locator(".msg-customer .msg-body")).to_have_text("Still declined.")
