@@ -73,7 +73,7 @@
     button.setAttribute("aria-pressed", alertsOn() ? "true" : "false");
     if (!alertsOn()) {
       button.textContent = "Alerts off";
-      button.title = "Turn on sound and desktop alerts for new escalations";
+      button.title = "Turn on sound and desktop alerts for new escalations and customer messages";
     } else if (perm === "granted") {
       button.textContent = "Alerts on: sound + desktop";
       button.title = "Click to turn alerts off";
