@@ -5,6 +5,7 @@ count is the customer messages of the hop the agent owns with a ``seq`` above th
 agent's ``ReadMark``; the customer is *waiting* from their first message after the
 agent's last reply on this hop (from when they asked for a human, while the agent has
 not replied yet). Longest-waiting first, then the answered ones, latest activity first.
+Sentiment is shown as at the handoff and, once the customer has written, as it is now.
 
 The frames pushed to the agent's sockets are rendered here (``render_frames``, given
 to ``realtime.broadcast`` at start-up): the nav badge, on every console page, carrying
@@ -20,6 +21,7 @@ from django.db.models import Max
 from django.template.loader import render_to_string
 
 from ..models import Agent, Handoff, Message, ReadMark, Sender, Status
+from .selectors import sentiment_trend
 
 
 @dataclass
@@ -28,6 +30,7 @@ class InboxRow:
     last_message: Message | None
     unread: int
     waiting_since: datetime | None
+    sentiment_now: str | None = None  # from the customer's last messages, if any
 
     @property
     def activity(self) -> datetime:
@@ -62,7 +65,8 @@ def inbox_for_agent(*, agent: Agent) -> list[InboxRow]:
             first = customer.filter(seq__gt=replied).order_by("seq").first()
             waiting = first.created_at if first else None
         unread = customer.filter(seq__gt=marks.get(hop.conversation_id, 0)).count()
-        rows.append(InboxRow(hop, last, unread, waiting))
+        now = sentiment_trend(hop.conversation, hop)["now"]
+        rows.append(InboxRow(hop, last, unread, waiting, now))
     waiting_rows = sorted(
         (r for r in rows if r.waiting_since), key=lambda r: (r.waiting_since, r.handoff.pk)
     )

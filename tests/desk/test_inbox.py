@@ -83,6 +83,7 @@ def test_unread_waiting_and_order(alice):
     assert by_pk[quiet.pk].waiting_since == now - timedelta(minutes=3)
     assert by_pk[answered.pk].waiting_since is None
     assert inbox.badge_context(rows)["unread_conversations"] == 2
+    assert by_pk[quiet.pk].sentiment_now is None  # Ben hasn't written
 
     # Read marks: up to a seq, never backwards, never past the last message.
     conversation_mark_read(agent=alice, conversation_id=newer.conversation_id, seq=first.seq)
@@ -94,6 +95,10 @@ def test_unread_waiting_and_order(alice):
     rows = inbox.inbox_for_agent(agent=alice)
     assert {r.handoff.pk: r.unread for r in rows}[newer.pk] == 0
     assert inbox.badge_context(rows)["unread_conversations"] == 1
+    # The mood now, from what the customer wrote on this hop.
+    say(quiet, Sender.CUSTOMER, "This is awful. I am furious, I hate this, worst service ever!")
+    rows = {r.handoff.pk: r for r in inbox.inbox_for_agent(agent=alice)}
+    assert rows[quiet.pk].sentiment_now == "angry"
 
 
 def test_reading_pushes_the_badge_to_every_socket_of_the_agent(alice, bob, sent):
