@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import lookback, views
 
 urlpatterns = [
     path("", views.queue, name="queue"),
@@ -16,6 +16,9 @@ urlpatterns = [
         name="conversation-messages",
     ),
     path("conversations/<int:pk>/close", views.conversation_close, name="conversation-close"),
+    path("history/", lookback.history, name="history"),
+    path("history/<int:pk>/", lookback.transcript, name="transcript"),
+    path("search/", lookback.search, name="search"),
     path("presence", views.presence, name="presence"),
     path("alerts", views.alerts, name="alerts"),
 ]
