@@ -58,14 +58,15 @@ def serves_team(agent: Agent, team_id: int | None) -> bool:
 
 
 # ---------------------------------------------------------------- the queue and cards
-def queue_filter(agent: Agent) -> Q:
-    """The waiting hops this agent's queue shows (a filter on ``Handoff``)."""
+def queue_filter(agent: Agent, team_ids: list[int] | None = None) -> Q:
+    """The waiting hops this agent's queue shows (a filter on ``Handoff``); ``team_ids``:
+    ``served_team_ids(agent)`` when the caller already has them."""
     waiting = Q(status=Status.WAITING, team__isnull=False)
     if not active(agent):
         return Q(pk__in=[])
     if sees_every_queue(agent):
         return waiting
-    team_ids = served_team_ids(agent)
+    team_ids = served_team_ids(agent) if team_ids is None else team_ids
     return waiting & (Q(assigned_to=agent) | Q(team_id__in=team_ids, assigned_to=None))
 
 
@@ -239,25 +240,22 @@ def why_not(agent: Agent | None, hop: Handoff | None) -> str:
 # An agent reads the closed hops of the teams they serve (their team's history) and the
 # hops they closed themselves, each up to the moment it closed (``handover_seq``), the
 # same horizon a former owner has. Supervisors read every hop, whole.
-def history_filter(agent: Agent | None) -> Q:
+def history_filter(agent: Agent | None, team_ids: list[int] | None = None) -> Q:
     """The closed hops this agent may open as a read-only transcript (on ``Handoff``)."""
     closed = Q(status__in=CLOSED)
     if not active(agent):
         return Q(pk__in=[])
     if sees_every_queue(agent):
         return closed
-    return closed & (Q(accepted_by=agent) | Q(team_id__in=served_team_ids(agent)))
+    team_ids = served_team_ids(agent) if team_ids is None else team_ids
+    return closed & (Q(accepted_by=agent) | Q(team_id__in=team_ids))
 
 
 def findable_filter(agent: Agent | None) -> Q:
     """The hops whose text this agent may find by search (on ``Handoff``): their history,
     the conversations they hold, the waiting hops in their queue; supervisors every
     hop a person handles (bot-to-bot hops have no conversation here)."""
-    if not active(agent):
-        return Q(pk__in=[])
-    if sees_every_queue(agent):
-        return ~Q(status=Status.BOT_HOP)
-    return history_filter(agent) | whole_filter(agent)
+    return search_filters(agent)[0]
 
 
 def whole_filter(agent: Agent | None) -> Q:
@@ -265,11 +263,19 @@ def whole_filter(agent: Agent | None) -> Q:
     at a handover: the conversations they hold and the cards in their queue (which show
     the chat so far); for supervisors every hop. Other findable hops (``history_filter``)
     show their conversation up to ``handover_seq``."""
+    return search_filters(agent)[1]
+
+
+def search_filters(agent: Agent | None) -> tuple[Q, Q]:
+    """``(findable_filter, whole_filter)`` together, reading the agent's teams once."""
     if not active(agent):
-        return Q(pk__in=[])
+        return Q(pk__in=[]), Q(pk__in=[])
     if sees_every_queue(agent):
-        return ~Q(status=Status.BOT_HOP)
-    return Q(status=Status.ACCEPTED, accepted_by=agent) | queue_filter(agent)
+        everything = ~Q(status=Status.BOT_HOP)
+        return everything, everything
+    team_ids = served_team_ids(agent)
+    whole = Q(status=Status.ACCEPTED, accepted_by=agent) | queue_filter(agent, team_ids)
+    return history_filter(agent, team_ids) | whole, whole
 
 
 # ``handover_seq`` as SQL, for queries that test a message's ``seq`` against the hop it

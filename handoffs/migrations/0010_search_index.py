@@ -18,7 +18,7 @@ reader. Existing rows are indexed here ('rebuild' on SQLite; the generated colum
 itself on PostgreSQL).
 """
 
-from django.db import migrations
+from django.db import migrations, models
 
 # (source table, FTS table, indexed columns as the index sees them)
 SOURCES = [
@@ -95,6 +95,10 @@ class Migration(migrations.Migration):
     dependencies = [("handoffs", "0008_handoff_state_opener_alerts")]
 
     operations = [
+        migrations.AddIndex(
+            model_name="message",
+            index=models.Index(fields=["handoff", "seq"], name="message_hop_seq"),
+        ),
         migrations.RunPython(
             run({"sqlite": _sqlite_forward, "postgresql": _postgres_forward}),
             run({"sqlite": _sqlite_backward, "postgresql": _postgres_backward}),

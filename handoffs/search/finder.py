@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Max
+from django.db.models import BooleanField, ExpressionWrapper, Max, Q
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -48,11 +48,8 @@ def terms_of(query: str) -> list[str]:
     return terms
 
 
-def rights_of(agent: Agent) -> Rights:
-    return Rights(
-        findable=HopCondition.of(rights.findable_filter(agent)),
-        whole=HopCondition.of(rights.whole_filter(agent)),
-    )
+def rights_of(findable: Q, whole: Q) -> Rights:
+    return Rights(findable=HopCondition.of(findable), whole=HopCondition.of(whole))
 
 
 # ---------------------------------------------------------------- highlighting
@@ -123,20 +120,16 @@ def _url(hop: Handoff, how: str, seq: int | None = None) -> str:
 class Opener:
     """Decides, for the conversations of a page of hits, where each hit opens."""
 
-    def __init__(self, agent: Agent, conversation_ids: set[int]) -> None:
+    def __init__(
+        self, agent: Agent, conversation_ids: set[int], *, findable: Q, whole_q: Q
+    ) -> None:
         self.agent = agent
         hops = list(
-            Handoff.objects.filter(
-                rights.findable_filter(agent), conversation_id__in=conversation_ids
-            )
-            .select_related("team")
+            Handoff.objects.filter(findable, conversation_id__in=conversation_ids)
+            .annotate(whole=ExpressionWrapper(whole_q, output_field=BooleanField()))
             .order_by("conversation_id", "-created_at", "-pk")
         )
-        whole = set(
-            Handoff.objects.filter(
-                rights.whole_filter(agent), pk__in=[h.pk for h in hops]
-            ).values_list("pk", flat=True)
-        )
+        whole = {hop.pk for hop in hops if hop.whole}
         closed = [h.pk for h in hops if h.status in rights.CLOSED and h.pk not in whole]
         last = dict(
             Message.objects.filter(handoff_id__in=closed)
@@ -203,7 +196,8 @@ def search_for_agent(*, agent: Agent, query: str) -> SearchResults:
     results = SearchResults(query=query, terms=terms)
     if not terms or not rights.active(agent):
         return results
-    index, allowed = text_index(), rights_of(agent)
+    findable, whole = rights.search_filters(agent)
+    index, allowed = text_index(), rights_of(findable, whole)
     conversation_hits = index.conversations(terms=terms, rights=allowed, limit=LIMITS["customers"])
     hop_hits = index.handoffs(terms=terms, rights=allowed, limit=LIMITS["summaries"])
     message_hits = index.messages(terms=terms, rights=allowed, limit=LIMITS["messages"])
@@ -220,6 +214,8 @@ def search_for_agent(*, agent: Agent, query: str) -> SearchResults:
         set(conversations)
         | {hop.conversation_id for hop in hops.values() if hop.conversation_id}
         | {m.conversation_id for m in messages.values()},
+        findable=findable,
+        whole_q=whole,
     )
 
     for pk, score in conversation_hits:

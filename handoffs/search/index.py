@@ -27,6 +27,8 @@ from ..access.agents import HANDOVER_SEQ_SQL
 from ..models import Handoff
 
 HOP = "handoffs_handoff"
+# How many of the newest visible matches are ranked (``TextIndex._ranked``).
+WINDOW = 1000
 # SQLite's index tables and the triggers that keep them (see the migration).
 FTS_TABLES = {
     "handoffs_message": ("search_message_fts", ["body"]),
@@ -85,61 +87,92 @@ class TextIndex:
     def query_param(self, terms: list[str]) -> str:
         raise NotImplementedError
 
-    def _run(self, sql: str, params: list[Any]) -> list[tuple]:
+    def newest(self, table: str, alias: str) -> str:
+        """An ORDER BY term walking the matches newest first (highest id)."""
+        raise NotImplementedError
+
+    def _ranked(
+        self, *, table: str, alias: str, where: str, params: list[Any], window: int, limit: int
+    ) -> list[tuple[int, float]]:
+        """The ``limit`` best of the newest ``window`` matches on ``table`` that pass
+        ``where`` (the rights), best first: ``(id, rank)``.
+
+        Ranking every match of two common words in a million messages costs a scan of
+        all of them; walking the matches newest first stops after ``window`` visible
+        ones, so a search costs the same at any table size, and a help desk's search
+        prefers the recent past where a word matches more than ``window`` rows.
+        """
+        sql = (
+            f"SELECT id, score FROM (SELECT {alias}.id AS id, "  # noqa: S608
+            f"{self.rank(table, alias)} AS score {self.match(table, alias)} AND {where} "
+            f"ORDER BY {self.newest(table, alias)} LIMIT %s) AS window_ "
+            "ORDER BY score DESC, id DESC LIMIT %s"
+        )
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+            cursor.execute(sql, [*params, window, limit])
+            return [(pk, float(score)) for pk, score in cursor.fetchall()]
 
     # ------------------------------------------------------------ the three sources
-    def messages(self, *, terms: list[str], rights: Rights, limit: int) -> list[tuple[int, float]]:
+    def messages(
+        self, *, terms: list[str], rights: Rights, limit: int, window: int = WINDOW
+    ) -> list[tuple[int, float]]:
         """``(message id, rank)``, best first, of the messages the viewer may read: in a
         conversation with a findable hop, and within that hop's horizon unless whole."""
         if not terms or rights.nothing:
             return []
         whole = rights.whole.sql or "1 = 0"
         horizon = HANDOVER_SEQ_SQL.format(hop=HOP)
-        sql = (
-            f"SELECT m.id, {self.rank('handoffs_message', 'm')} AS score "  # noqa: S608
-            f"{self.match('handoffs_message', 'm')} AND EXISTS (SELECT 1 FROM {HOP} "
-            f"WHERE {HOP}.conversation_id = m.conversation_id AND {rights.findable.sql} "
-            f"AND ({whole} OR m.seq <= {horizon})) "
-            "ORDER BY score DESC, m.id DESC LIMIT %s"
+        where = (
+            f"EXISTS (SELECT 1 FROM {HOP} WHERE {HOP}.conversation_id = m.conversation_id "  # noqa: S608
+            f"AND {rights.findable.sql} AND ({whole} OR m.seq <= {horizon}))"
         )
-        params = [
-            self.query_param(terms),
-            *rights.findable.params,
-            *rights.whole.params,
-            limit,
-        ]
-        return [(pk, float(score)) for pk, score in self._run(sql, params)]
+        params = [self.query_param(terms), *rights.findable.params, *rights.whole.params]
+        return self._ranked(
+            table="handoffs_message",
+            alias="m",
+            where=where,
+            params=params,
+            window=window,
+            limit=limit,
+        )
 
-    def handoffs(self, *, terms: list[str], rights: Rights, limit: int) -> list[tuple[int, float]]:
+    def handoffs(
+        self, *, terms: list[str], rights: Rights, limit: int, window: int = WINDOW
+    ) -> list[tuple[int, float]]:
         """``(hop id, rank)`` of the findable hops whose summary, reason, closing or
         transfer note or customer name match."""
         if not terms or rights.nothing:
             return []
-        sql = (
-            f"SELECT {HOP}.id, {self.rank(HOP, HOP)} AS score {self.match(HOP, HOP)} "
-            f"AND {rights.findable.sql} ORDER BY score DESC, {HOP}.id DESC LIMIT %s"
+        params = [self.query_param(terms), *rights.findable.params]
+        return self._ranked(
+            table=HOP,
+            alias=HOP,
+            where=rights.findable.sql,
+            params=params,
+            window=window,
+            limit=limit,
         )
-        params = [self.query_param(terms), *rights.findable.params, limit]
-        return [(pk, float(score)) for pk, score in self._run(sql, params)]
 
     def conversations(
-        self, *, terms: list[str], rights: Rights, limit: int
+        self, *, terms: list[str], rights: Rights, limit: int, window: int = WINDOW
     ) -> list[tuple[int, float]]:
         """``(conversation id, rank)`` of conversations with a findable hop whose
         customer (namespace or name) matches."""
         if not terms or rights.nothing:
             return []
-        sql = (
-            f"SELECT c.id, {self.rank('handoffs_conversation', 'c')} AS score "  # noqa: S608
-            f"{self.match('handoffs_conversation', 'c')} AND EXISTS (SELECT 1 FROM {HOP} "
-            f"WHERE {HOP}.conversation_id = c.id AND {rights.findable.sql}) "
-            "ORDER BY score DESC, c.id DESC LIMIT %s"
+        where = (
+            f"EXISTS (SELECT 1 FROM {HOP} WHERE {HOP}.conversation_id = c.id "  # noqa: S608
+            f"AND {rights.findable.sql})"
         )
-        params = [self.query_param(terms), *rights.findable.params, limit]
-        return [(pk, float(score)) for pk, score in self._run(sql, params)]
+        params = [self.query_param(terms), *rights.findable.params]
+        return self._ranked(
+            table="handoffs_conversation",
+            alias="c",
+            where=where,
+            params=params,
+            window=window,
+            limit=limit,
+        )
 
 
 class SqliteIndex(TextIndex):
@@ -151,6 +184,10 @@ class SqliteIndex(TextIndex):
         fts = FTS_TABLES[table][0]
         joined = f"JOIN {table} {alias} ON" if alias != table else f"JOIN {table} ON"
         return f"FROM {fts} {joined} {alias}.id = {fts}.rowid WHERE {fts} MATCH %s"
+
+    def newest(self, table: str, alias: str) -> str:
+        # FTS5 hands out its matches in rowid order: no sort, and LIMIT stops the walk.
+        return f"{FTS_TABLES[table][0]}.rowid DESC"
 
     def rank(self, table: str, alias: str) -> str:
         # bm25() is negative, lower is better: flipped so that higher is better.
@@ -172,6 +209,9 @@ class PostgresIndex(TextIndex):
         return (
             f"FROM {named}, plainto_tsquery('english', %s) AS query WHERE {alias}.search @@ query"
         )
+
+    def newest(self, table: str, alias: str) -> str:
+        return f"{alias}.id DESC"
 
     def rank(self, table: str, alias: str) -> str:
         return f"ts_rank_cd({alias}.search, query)"
