@@ -111,7 +111,8 @@ def test_a_resolved_conversation_is_found_by_a_word_and_opens_read_only(
     # Another team's agent finds nothing of it.
     tina = login(new_context(), base, "tina")
     search_from_nav(tina, "periwinkle blender")
-    expect(tina.get_by_role("status").filter(has_text="Nothing you may see matches")).to_be_visible()
+    nothing = tina.get_by_role("status").filter(has_text="Nothing you may see matches")
+    expect(nothing).to_be_visible()
     expect(tina.locator(".hit")).to_have_count(0)
     tina.goto(f"{base}/history/{handoff.pk}/")
     expect(tina.locator("body")).not_to_contain_text("periwinkle")
