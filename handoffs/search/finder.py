@@ -10,6 +10,7 @@ become markup.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,7 +54,8 @@ def rights_of(findable: Q, whole: Q) -> Rights:
 
 
 # ---------------------------------------------------------------- highlighting
-def _pattern(terms: list[str]) -> re.Pattern[str] | None:
+@functools.lru_cache(maxsize=256)
+def _compiled(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     """Whole words starting with a term's stem (the rule of ``memory.lexical``: a term
     matches a word it is a stem-prefix of), so "refunds" marks "refunded" too."""
     if not terms:
@@ -72,7 +74,7 @@ def highlight(text: str, terms: list[str], *, width: int | None = SNIPPET_CHARS)
     """``text`` escaped, its matching words in ``<mark>``; with ``width``, a window of
     about that many characters around the first match, cut at spaces, with ellipses."""
     text = text or ""
-    pattern = _pattern(terms)
+    pattern = _compiled(tuple(terms))
     matches = list(pattern.finditer(text)) if pattern else []
     start, end = 0, len(text)
     if width is not None and len(text) > width:
@@ -126,6 +128,7 @@ class Opener:
         self.agent = agent
         hops = list(
             Handoff.objects.filter(findable, conversation_id__in=conversation_ids)
+            .only("conversation_id", "status", "accepted_by_id", "created_at", "closed_at")
             .annotate(whole=ExpressionWrapper(whole_q, output_field=BooleanField()))
             .order_by("conversation_id", "-created_at", "-pk")
         )
@@ -206,8 +209,19 @@ def search_for_agent(*, agent: Agent, query: str) -> SearchResults:
     hops = Handoff.objects.select_related("team", "accepted_by__user").in_bulk(
         [pk for pk, _ in hop_hits]
     )
-    messages = Message.objects.select_related("conversation").in_bulk(
-        [pk for pk, _ in message_hits]
+    messages = (
+        Message.objects.select_related("conversation")
+        .only(
+            "conversation_id",
+            "seq",
+            "sender",
+            "author_name",
+            "body",
+            "created_at",
+            "conversation__customer",
+            "conversation__customer_name",
+        )
+        .in_bulk([pk for pk, _ in message_hits])
     )
     opener = Opener(
         agent,

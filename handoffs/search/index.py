@@ -28,7 +28,7 @@ from ..models import Handoff
 
 HOP = "handoffs_handoff"
 # How many of the newest visible matches are ranked (``TextIndex._ranked``).
-WINDOW = 1000
+WINDOW = 400
 # SQLite's index tables and the triggers that keep them (see the migration).
 FTS_TABLES = {
     "handoffs_message": ("search_message_fts", ["body"]),
