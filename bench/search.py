@@ -24,8 +24,10 @@ agent's two-word search.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sqlite3
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -60,6 +62,7 @@ QUERIES = [
     "trial upgrade",
     "angry manager",
 ]
+PG_TABLES = ("handoffs_message", "handoffs_handoff", "handoffs_conversation")
 FIRST_NAMES = "Ada Ben Cleo Dev Eli Fay Gus Hana Ivo Jun Kai Lea Max Noa Oli Pia Raj Sol Tom Uma"
 
 
@@ -262,9 +265,13 @@ def _load(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
             )
         )
     with connection.cursor() as cursor:
-        for fts in ("search_message_fts", "search_handoff_fts", "search_conversation_fts"):
-            for suffix in ("ai", "ad", "au"):
-                cursor.execute(f"DROP TRIGGER {fts}_{suffix}")
+        if connection.vendor == "sqlite":
+            for fts in ("search_message_fts", "search_handoff_fts", "search_conversation_fts"):
+                for suffix in ("ai", "ad", "au"):
+                    cursor.execute(f"DROP TRIGGER {fts}_{suffix}")
+        else:  # one GIN build after the load instead of a million insertions into it
+            for table in PG_TABLES:
+                cursor.execute(f"DROP INDEX {table}_search_gin")
     _insert(
         "handoffs_conversation",
         [
@@ -354,107 +361,215 @@ def _load(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- the measurements
-def _row(variant: str, measured, baseline, cpu, *, target: bool, notes: str) -> Row:
-    metrics, base = latency_metrics(measured), latency_metrics(baseline)
-    metrics.update(cpu_metrics(cpu))
-    return Row(
-        scenario="search",
-        variant=variant,
-        metrics=metrics,
-        primary="p99_ms",
-        baseline=base["p99_ms"],
-        baseline_label="raw FTS5 MATCH (sqlite3, no Django, no rights)",
-        baseline_metrics=base,
-        target=f"p99<{TARGET_P99_MS:g}ms" if target else None,
-        ok=metrics["p99_ms"] < TARGET_P99_MS if target else None,
-        notes=notes,
-    )
-
-
-def run(args: argparse.Namespace) -> list[Row]:
-    cfg = _config(args)
-    path = env.fresh_database(args.workdir, "search")
+def _prepare(cfg: dict[str, Any], seed: int) -> tuple[dict[str, Any], float, float]:
+    """Load the data into the database Django uses and build its index once; returns
+    what was loaded and the seconds the load and the index took."""
     started = time.perf_counter()
     debug = settings.DEBUG
     settings.DEBUG = False  # the debug cursor would keep every bulk INSERT's parameters
     try:
         with transaction.atomic():
-            loaded = _load(cfg, args.seed)
+            loaded = _load(cfg, seed)
         loaded_s = time.perf_counter() - started
-        from handoffs.search.index import ensure_sqlite_index
-
-        ensure_sqlite_index()  # recreates the triggers and rebuilds the index once
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+            if connection.vendor == "sqlite":
+                from handoffs.search.index import ensure_sqlite_index
+
+                ensure_sqlite_index()  # recreates the triggers and rebuilds the index once
+                cursor.execute("ANALYZE")
+            else:
+                for table in PG_TABLES:
+                    cursor.execute(f"CREATE INDEX {table}_search_gin ON {table} USING gin (search)")
+                cursor.execute("ANALYZE")
     finally:
         settings.DEBUG = debug
-    _log(
-        args,
-        f"loaded {loaded['messages']:,} messages in {loaded['conversations']:,} conversations "
-        f"({loaded['hops']:,} hops) in {loaded_s:.1f}s, indexed in "
-        f"{time.perf_counter() - started - loaded_s:.1f}s",
-    )
+    return loaded, loaded_s, time.perf_counter() - started - loaded_s
 
+
+def _measure(
+    cfg: dict[str, Any], loaded: dict[str, Any], bare_count, bare_query, database: str
+) -> list[dict[str, Any]]:
+    """Time the console's search against the bare query, as an agent and a supervisor:
+    plain dictionaries (the PostgreSQL variant sends them from its own process)."""
     from handoffs.search.finder import search_for_agent
 
-    bare = sqlite3.connect(path)
-    bare_sql = (
-        "SELECT rowid, bm25(search_message_fts) FROM search_message_fts "
-        "WHERE search_message_fts MATCH ? ORDER BY 2 LIMIT 30"
-    )
-    matches = {}
-    for query in QUERIES:
-        words = query.split()
-        match = " AND ".join(f'"{w}"' for w in words)
-        (matches[query],) = bare.execute(
-            "SELECT count(*) FROM search_message_fts WHERE search_message_fts MATCH ?", (match,)
-        ).fetchone()
+    matches = {query: bare_count(query.split()) for query in QUERIES}
 
     def baseline(i: int) -> None:
-        words = QUERIES[i % len(QUERIES)].split()
-        bare.execute(bare_sql, (" AND ".join(f'"{w}"' for w in words),)).fetchall()
+        bare_query(QUERIES[i % len(QUERIES)].split())
 
-    rows = []
+    measured_rows = []
     for label, who, target in (
         ("agent of 1 of 8 teams", loaded["agent"], True),
         ("supervisor (every team)", loaded["supervisor"], False),
     ):
-        found = [search_for_agent(agent=who, query=q) for q in QUERIES]
-        hits = [r.count for r in found]
+        hits = [search_for_agent(agent=who, query=q).count for q in QUERIES]
 
         def measured(i: int, who=who) -> None:
             search_for_agent(agent=who, query=QUERIES[i % len(QUERIES)])
 
         cpu: list[float] = []
-        wall, base = time_pair(
-            measured,
-            baseline,
-            cfg["samples"],
-            cfg["warmup"],
-            max_seconds=None,
-            measured_cpu=cpu,
+        wall, base = time_pair(measured, baseline, cfg["samples"], cfg["warmup"], measured_cpu=cpu)
+        counts = sorted(matches.values())
+        measured_rows.append(
+            {
+                "variant": f"two-word search, {label}, {loaded['messages'] // 1000:,}k "
+                f"messages, {database}",
+                "wall": wall,
+                "base": base,
+                "cpu": cpu,
+                "target": target,
+                "notes": (
+                    f"{loaded['messages']:,} messages, {loaded['conversations']:,} "
+                    f"conversations, {loaded['hops']:,} hops; {len(QUERIES)} two-word queries "
+                    f"matching {counts[0]:,}-{counts[-1]:,} messages each (median "
+                    f"{counts[len(counts) // 2]:,}); results shown per query "
+                    f"{min(hits)}-{max(hits)}"
+                ),
+            }
         )
-        notes = (
-            f"{loaded['messages']:,} messages, {loaded['conversations']:,} conversations, "
-            f"{loaded['hops']:,} hops; {len(QUERIES)} two-word queries matching "
-            f"{min(matches.values()):,}-{max(matches.values()):,} messages each "
-            f"(median {sorted(matches.values())[len(matches) // 2]:,}); "
-            f"results shown per query {min(hits)}-{max(hits)}"
-        )
-        rows.append(
-            _row(
-                f"two-word search, {label}, {loaded['messages'] // 1000:,}k messages",
-                wall,
-                base,
-                cpu,
-                target=target,
-                notes=notes,
-            )
-        )
-        _log(args, f"measured the {label}")
+    return measured_rows
+
+
+def _fts_match(words: list[str]) -> str:
+    return " AND ".join(f'"{w}"' for w in words)
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    cfg = _config(args)
+    path = env.fresh_database(args.workdir, "search")
+    loaded, loaded_s, indexed_s = _prepare(cfg, args.seed)
+    _log(
+        args,
+        f"SQLite: loaded {loaded['messages']:,} messages in {loaded['conversations']:,} "
+        f"conversations ({loaded['hops']:,} hops) in {loaded_s:.1f}s, indexed in "
+        f"{indexed_s:.1f}s",
+    )
+    bare = sqlite3.connect(path)
+    bare_sql = (
+        "SELECT rowid, bm25(search_message_fts) FROM search_message_fts "
+        "WHERE search_message_fts MATCH ? ORDER BY 2 LIMIT 30"
+    )
+
+    def bare_count(words: list[str]) -> int:
+        sql = "SELECT count(*) FROM search_message_fts WHERE search_message_fts MATCH ?"
+        return bare.execute(sql, (_fts_match(words),)).fetchone()[0]
+
+    def bare_query(words: list[str]) -> None:
+        bare.execute(bare_sql, (_fts_match(words),)).fetchall()
+
+    measured = _measure(cfg, loaded, bare_count, bare_query, "SQLite")
     bare.close()
+    _log(args, "measured SQLite")
+    label = "raw FTS5 MATCH, bm25, LIMIT 30 (sqlite3, no Django, no rights)"
+    rows = [_row(m, label) for m in measured]
+    rows += _run_postgres(args, cfg)
     return rows
 
 
+def _row(m: dict[str, Any], baseline_label: str) -> Row:
+    metrics, base = latency_metrics(m["wall"]), latency_metrics(m["base"])
+    metrics.update(cpu_metrics(m["cpu"]))
+    return Row(
+        scenario="search",
+        variant=m["variant"],
+        metrics=metrics,
+        primary="p99_ms",
+        baseline=base["p99_ms"],
+        baseline_label=baseline_label,
+        baseline_metrics=base,
+        target=f"p99<{TARGET_P99_MS:g}ms" if m["target"] else None,
+        ok=metrics["p99_ms"] < TARGET_P99_MS if m["target"] else None,
+        notes=m["notes"],
+    )
+
+
+# ---------------------------------------------------------------- PostgreSQL
+def _run_postgres(args: argparse.Namespace, cfg: dict[str, Any]) -> list[Row]:
+    """The same on a throw-away PostgreSQL database ``bench_search_<pid>`` on
+    ``BENCH_POSTGRES_URL`` (as ``bench/scaleout.py``), in a child process whose Django
+    uses it; skipped, with the reason in the notes, without PostgreSQL."""
+    from .scaleout import ADMIN_URL, _database_url
+
+    try:
+        import psycopg
+
+        with psycopg.connect(ADMIN_URL, connect_timeout=3):
+            pass
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available here"
+        _log(args, f"PostgreSQL variant skipped: {exc}")
+        return []
+    name = f"bench_search_{os.getpid()}"
+
+    def admin(sql: str) -> None:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(sql)
+
+    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin(f'CREATE DATABASE "{name}"')
+    try:
+        child = {k: v for k, v in os.environ.items() if k != "SQLITE_PATH"}
+        child.update(
+            DATABASE_URL=_database_url(name),
+            DJANGO_SETTINGS_MODULE="console.settings",
+            DJANGO_DEBUG="1",
+            PYTHONPATH=str(env.ROOT),
+        )
+        measured = env.run_driver(
+            "bench.search",
+            {"cfg": cfg, "seed": args.seed},
+            silent=args.silent,
+            what="PostgreSQL search benchmark",
+            flags=("--postgres",),
+            child_env=child,
+        )
+    finally:
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    label = "raw tsvector @@ query, ts_rank_cd, LIMIT 30 (psycopg, no Django, no rights)"
+    return [_row(m, label) for m in measured]
+
+
+def _postgres_child() -> int:
+    """``python -m bench.search --postgres``: migrate, load and measure on the database
+    in ``DATABASE_URL``; the config on stdin, the measurements as JSON on stdout."""
+    import json
+
+    import django
+
+    config = json.load(sys.stdin)
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    loaded, loaded_s, indexed_s = _prepare(config["cfg"], config["seed"])
+    print(
+        f"  [search] PostgreSQL: loaded {loaded['messages']:,} messages in {loaded_s:.1f}s, "
+        f"indexed in {indexed_s:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+    import psycopg
+
+    bare = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+    bare_sql = (
+        "SELECT id, ts_rank_cd(search, q) FROM handoffs_message, "
+        "plainto_tsquery('english', %s) q WHERE search @@ q ORDER BY 2 DESC LIMIT 30"
+    )
+
+    def bare_count(words: list[str]) -> int:
+        sql = "SELECT count(*) FROM handoffs_message WHERE search @@ plainto_tsquery('english', %s)"
+        return bare.execute(sql, (" ".join(words),)).fetchone()[0]
+
+    def bare_query(words: list[str]) -> None:
+        bare.execute(bare_sql, (" ".join(words),)).fetchall()
+
+    measured = _measure(config["cfg"], loaded, bare_count, bare_query, "PostgreSQL")
+    bare.close()
+    print(json.dumps(measured))
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--postgres"]:
+        raise SystemExit(_postgres_child())
     raise SystemExit(env.standalone("search", run, None))
