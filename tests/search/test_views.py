@@ -209,6 +209,10 @@ def test_every_console_page_has_history_and_the_search_box(people):
         body = alice.get(url).content.decode()
         assert 'role="search"' in body and 'action="/search/"' in body, url
         assert 'href="/history/"' in body, url
+    sam = factories.logged_in(people["sam"])
+    for url in ("/floor/", "/reports/transfers/"):
+        body = sam.get(url).content.decode()
+        assert 'role="search"' in body and 'href="/history/"' in body, url
 
 
 def test_the_card_and_the_conversation_show_the_customers_past(people):
