@@ -110,56 +110,71 @@ class Target:
     read_only: bool
 
 
-def _url(hop: Handoff, how: str, seq: int | None = None) -> str:
+def _url(pk: int, how: str, seq: int | None = None) -> str:
     if how == "conversation":
-        return reverse("conversation", args=[hop.pk])
+        return reverse("conversation", args=[pk])
     if how == "card":
-        return reverse("handoff", args=[hop.pk])
-    url = reverse("transcript", args=[hop.pk])
+        return reverse("handoff", args=[pk])
+    url = reverse("transcript", args=[pk])
     return f"{url}#msg-{seq}" if seq else url
 
 
+@dataclass(frozen=True)
+class _Hop:
+    pk: int
+    status: str
+    whole: bool  # the viewer reads this hop's conversation whole (``whole_filter``)
+    horizon: int | None  # else up to this message
+
+
 class Opener:
-    """Decides, for the conversations of a page of hits, where each hit opens."""
+    """Decides, for the conversations of a page of hits, where each hit opens: two
+    queries for the whole page (the findable hops, and the horizons of closed ones)."""
 
     def __init__(
         self, agent: Agent, conversation_ids: set[int], *, findable: Q, whole_q: Q
     ) -> None:
-        self.agent = agent
-        hops = list(
+        rows = list(
             Handoff.objects.filter(findable, conversation_id__in=conversation_ids)
-            .only("conversation_id", "status", "accepted_by_id", "created_at", "closed_at")
             .annotate(whole=ExpressionWrapper(whole_q, output_field=BooleanField()))
             .order_by("conversation_id", "-created_at", "-pk")
+            .values_list("pk", "conversation_id", "status", "whole", "closed_at")
         )
-        whole = {hop.pk for hop in hops if hop.whole}
-        closed = [h.pk for h in hops if h.status in rights.CLOSED and h.pk not in whole]
+        closed = [pk for pk, _, status, whole, _ in rows if status in rights.CLOSED and not whole]
         last = dict(
             Message.objects.filter(handoff_id__in=closed)
+            .order_by()  # no default ordering: it would join the conversation
             .values("handoff_id")
             .annotate(last=Max("seq"))
             .values_list("handoff_id", "last")
         )
-        self.by_conversation: dict[int, list[tuple[Handoff, bool, int | None]]] = {}
-        for hop in hops:
-            horizon = None if hop.pk in whole else last.get(hop.pk)
-            if hop.pk not in whole and horizon is None:
-                horizon = rights.handover_seq(hop)  # rare: a hop without its own messages
-            self.by_conversation.setdefault(hop.conversation_id, []).append(
-                (hop, hop.pk in whole, horizon)
+        self.by_conversation: dict[int, list[_Hop]] = {}
+        for pk, conversation_id, status, whole, closed_at in rows:
+            horizon = None
+            if not whole and status in rights.CLOSED:
+                horizon = last.get(pk)
+                if horizon is None:  # rare: a hop without messages of its own
+                    horizon = rights.handover_seq(
+                        Handoff(pk=pk, conversation_id=conversation_id, closed_at=closed_at)
+                    )
+            self.by_conversation.setdefault(conversation_id, []).append(
+                _Hop(pk, status, bool(whole), horizon)
             )
 
     def target(self, conversation_id: int, seq: int | None = None) -> Target | None:
         """Where a hit in this conversation opens (at message ``seq``, if one), newest
-        hop first: live, then the card, then a read-only transcript that reaches it."""
-        for hop, whole, horizon in self.by_conversation.get(conversation_id, []):
-            if whole and hop.status == Status.ACCEPTED:
-                if rights.conversation_view(self.agent, hop) is not None:
-                    return Target(_url(hop, "conversation"), "open", read_only=False)
-            elif whole and hop.status == Status.WAITING:
-                return Target(_url(hop, "card"), "waiting", read_only=False)
-            elif hop.status in rights.CLOSED and (seq is None or whole or seq <= (horizon or 0)):
-                return Target(_url(hop, "transcript", seq), hop.get_status_display(), True)
+        hop first: live, then the card, then a read-only transcript that reaches it.
+        A whole hop that is accepted is the viewer's own (or they supervise): live."""
+        for hop in self.by_conversation.get(conversation_id, []):
+            if hop.whole and hop.status == Status.ACCEPTED:
+                return Target(_url(hop.pk, "conversation"), "open", read_only=False)
+            if hop.whole and hop.status == Status.WAITING:
+                return Target(_url(hop.pk, "card"), "waiting", read_only=False)
+            if hop.status in rights.CLOSED and (
+                seq is None or hop.whole or seq <= (hop.horizon or 0)
+            ):
+                label = Status(hop.status).label
+                return Target(_url(hop.pk, "transcript", seq), label, read_only=True)
         return None
 
 
@@ -206,8 +221,22 @@ def search_for_agent(*, agent: Agent, query: str) -> SearchResults:
     message_hits = index.messages(terms=terms, rights=allowed, limit=LIMITS["messages"])
 
     conversations = Conversation.objects.in_bulk([pk for pk, _ in conversation_hits])
-    hops = Handoff.objects.select_related("team", "accepted_by__user").in_bulk(
-        [pk for pk, _ in hop_hits]
+    hops = (
+        Handoff.objects.select_related("team")
+        .only(
+            "customer",
+            "customer_name",
+            "summary",
+            "reason",
+            "closing_note",
+            "status",
+            "to_agent",
+            "conversation_id",
+            "created_at",
+            "closed_at",
+            "team__name",
+        )
+        .in_bulk([pk for pk, _ in hop_hits])
     )
     messages = (
         Message.objects.select_related("conversation")
