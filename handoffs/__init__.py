@@ -6,7 +6,7 @@ import-linter, ``make lint``; the contracts are in ``pyproject.toml``)::
     urls, routing, admin, apps, demo, management, templatetags   the composition roots
     supervision                         the supervisors' pages (built on the desk's)
     desk | customers | api              agents' pages, the customer's chat, the bot API
-    lifecycle                           every write of a hop and its conversation
+    lifecycle | search                  every write of a hop | history, search, the past
     realtime | delivery                 group names and broadcasts | outboxes and worker
     memory                              the memory store (embedded, remote) and its wire API
     access                              who may see and do what (bots' keys, people's rights)

@@ -9,7 +9,7 @@ class HandoffsConfig(AppConfig):
         """Connect the packages that must not import each other (see ``handoffs``)."""
         from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_out
-        from django.db.models.signals import m2m_changed, post_delete, post_save
+        from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
         from .customers.status import changed_panels
         from .desk.inbox import render_frames
@@ -18,6 +18,7 @@ class HandoffsConfig(AppConfig):
         from .models import Agent
         from .realtime import broadcast
         from .realtime import signals as rights_signals
+        from .search.index import ensure_sqlite_index
         from .supervision.floor import render_floor_summary
 
         handoff_memory_stored.connect(on_handoff_memory_stored, dispatch_uid="handoff-intake")
@@ -39,6 +40,8 @@ class HandoffsConfig(AppConfig):
         post_delete.connect(
             rights_signals.on_user_deleted, sender=user, dispatch_uid="rights-user-gone"
         )
+        # A table Django rebuilt (SQLite) loses its search triggers: restored after migrate.
+        post_migrate.connect(ensure_sqlite_index, sender=self, dispatch_uid="search-index")
         broadcast.register_floor_renderer(render_floor_summary)
         broadcast.register_customer_status_renderer(changed_panels)
         broadcast.register_inbox_renderer(render_frames)

@@ -682,6 +682,9 @@ class Message(models.Model):
                 name="message_scores",
                 condition=models.Q(sentiment_score__isnull=False),
             ),
+            # The last message of a hop (access.agents.handover_seq), one index probe per
+            # hop: search checks it for every match seen through a closed hop.
+            models.Index(fields=["handoff", "seq"], name="message_hop_seq"),
         ]
 
     def __str__(self) -> str:

@@ -58,14 +58,15 @@ def serves_team(agent: Agent, team_id: int | None) -> bool:
 
 
 # ---------------------------------------------------------------- the queue and cards
-def queue_filter(agent: Agent) -> Q:
-    """The waiting hops this agent's queue shows (a filter on ``Handoff``)."""
+def queue_filter(agent: Agent, team_ids: list[int] | None = None) -> Q:
+    """The waiting hops this agent's queue shows (a filter on ``Handoff``); ``team_ids``:
+    ``served_team_ids(agent)`` when the caller already has them."""
     waiting = Q(status=Status.WAITING, team__isnull=False)
     if not active(agent):
         return Q(pk__in=[])
     if sees_every_queue(agent):
         return waiting
-    team_ids = served_team_ids(agent)
+    team_ids = served_team_ids(agent) if team_ids is None else team_ids
     return waiting & (Q(assigned_to=agent) | Q(team_id__in=team_ids, assigned_to=None))
 
 
@@ -233,3 +234,70 @@ def why_not(agent: Agent | None, hop: Handoff | None) -> str:
     if hop.status == Status.WAITING:
         return "This handoff is no longer in your queues."
     return f"This handoff is {hop.get_status_display().lower()}."
+
+
+# ---------------------------------------------------------------- history and search
+# An agent reads the closed hops of the teams they serve (their team's history) and the
+# hops they closed themselves, each up to the moment it closed (``handover_seq``), the
+# same horizon a former owner has. Supervisors read every hop, whole.
+def history_filter(agent: Agent | None, team_ids: list[int] | None = None) -> Q:
+    """The closed hops this agent may open as a read-only transcript (on ``Handoff``)."""
+    closed = Q(status__in=CLOSED)
+    if not active(agent):
+        return Q(pk__in=[])
+    if sees_every_queue(agent):
+        return closed
+    team_ids = served_team_ids(agent) if team_ids is None else team_ids
+    return closed & (Q(accepted_by=agent) | Q(team_id__in=team_ids))
+
+
+def findable_filter(agent: Agent | None) -> Q:
+    """The hops whose text this agent may find by search (on ``Handoff``): their history,
+    the conversations they hold, the waiting hops in their queue; supervisors every
+    hop a person handles (bot-to-bot hops have no conversation here)."""
+    return search_filters(agent)[0]
+
+
+def whole_filter(agent: Agent | None) -> Q:
+    """The hops through which this agent sees their conversation whole, nothing cut off
+    at a handover: the conversations they hold and the cards in their queue (which show
+    the chat so far); for supervisors every hop. Other findable hops (``history_filter``)
+    show their conversation up to ``handover_seq``."""
+    return search_filters(agent)[1]
+
+
+def search_filters(agent: Agent | None) -> tuple[Q, Q]:
+    """``(findable_filter, whole_filter)`` together, reading the agent's teams once."""
+    if not active(agent):
+        return Q(pk__in=[]), Q(pk__in=[])
+    if sees_every_queue(agent):
+        everything = ~Q(status=Status.BOT_HOP)
+        return everything, everything
+    team_ids = served_team_ids(agent)
+    whole = Q(status=Status.ACCEPTED, accepted_by=agent) | queue_filter(agent, team_ids)
+    return history_filter(agent, team_ids) | whole, whole
+
+
+# ``handover_seq`` as SQL, for queries that test a message's ``seq`` against the hop it
+# is seen through without loading the hop: ``{hop}`` is the hop table's name or alias.
+HANDOVER_SEQ_SQL = (
+    "COALESCE((SELECT MAX(hs.seq) FROM handoffs_message hs WHERE hs.handoff_id = {hop}.id), "
+    "(SELECT MAX(ht.seq) FROM handoffs_message ht WHERE ht.conversation_id = "
+    "{hop}.conversation_id AND ht.created_at <= {hop}.closed_at), 0)"
+)
+
+
+def transcript_view(agent: Agent | None, hop: Handoff) -> ConversationView | None:
+    """The read-only transcript of a closed hop (history, search results), or None.
+
+    Supervisors read the whole conversation; an agent whose history holds the hop
+    (``history_filter``) reads it up to the moment the hop closed."""
+    if not active(agent) or hop.status not in CLOSED:
+        return None
+    if sees_every_queue(agent):
+        return ConversationView(hop.pk, hop.conversation_id, live=False, may_write=False)
+    if hop.accepted_by_id != agent.pk and not serves_team(agent, hop.team_id):
+        return None
+    return ConversationView(
+        hop.pk, hop.conversation_id, live=False, may_write=False, until_seq=handover_seq(hop)
+    )

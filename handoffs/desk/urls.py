@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import inbox_views, views
+from . import inbox_views, lookback, views
 
 urlpatterns = [
     path("", views.queue, name="queue"),
@@ -18,6 +18,9 @@ urlpatterns = [
     path("conversations/<int:pk>/close", views.conversation_close, name="conversation-close"),
     path("conversations/<int:pk>/read", inbox_views.conversation_read, name="conversation-read"),
     path("profile/", inbox_views.profile, name="profile"),
+    path("history/", lookback.history, name="history"),
+    path("history/<int:pk>/", lookback.transcript, name="transcript"),
+    path("search/", lookback.search, name="search"),
     path("presence", views.presence, name="presence"),
     path("alerts", views.alerts, name="alerts"),
 ]

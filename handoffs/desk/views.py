@@ -27,6 +27,7 @@ from ..lifecycle.presence import (
 from ..lifecycle.reading import conversation_mark_read
 from ..models import Agent, Handoff, Sender, Status
 from ..pages import HtmxHttpRequest, flash
+from ..search.past import customer_past
 from . import selectors
 from .forms import EndingForm
 
@@ -77,6 +78,7 @@ def _card_context(request: HtmxHttpRequest, handoff: Handoff) -> dict:
         "card": selectors.handoff_card(handoff=handoff, until=until),
         "can_accept": rights.may_accept(request.agent, handoff),
         "read_only_reason": rights.why_not(request.agent, handoff) if former else "",
+        "past": customer_past(agent=request.agent, handoff=handoff),
     }
 
 
