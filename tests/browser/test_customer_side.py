@@ -24,13 +24,13 @@ from typing import Any
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import BrowserContext, Page, expect
 
 from handoffs.models import Bot, Conversation, Handoff, OutboxStatus, Role, WebhookDelivery
 
 from ..conftest import ROOT, free_port
 from ..conftest import test_database_env as database_env
+from .axe import violations as serious
 from .conftest import login, wait_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -349,13 +349,6 @@ def test_the_widget_opens_the_same_conversation_and_only_listed_origins_may_fram
 
 
 # ---------------------------------------------------------------- accessibility
-def serious(page: Page) -> list[str]:
-    results = Axe().run(page)
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in {"critical", "serious"}
-    ]
 
 
 def test_the_customer_page_passes_axe_and_has_landmarks(

@@ -9,24 +9,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from handoffs.models import Handoff
 
+from .axe import violations as serious
 from .conftest import login, wait_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def serious(page: Page) -> list[str]:
-    """axe-core's critical and serious violations on the page as it is now."""
-    results = Axe().run(page)
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in {"critical", "serious"}
-    ]
 
 
 def accept(page: Page, base: str, handoff: Handoff) -> None:
