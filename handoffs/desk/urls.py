@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import composer, saved_replies, views
 
 urlpatterns = [
     path("", views.queue, name="queue"),
@@ -16,6 +16,29 @@ urlpatterns = [
         name="conversation-messages",
     ),
     path("conversations/<int:pk>/close", views.conversation_close, name="conversation-close"),
+    path(
+        "conversations/<int:pk>/attachments",
+        composer.conversation_attachment,
+        name="conversation-attachments",
+    ),
+    path(
+        "conversations/<int:pk>/saved-replies",
+        composer.conversation_saved_replies,
+        name="conversation-saved-replies",
+    ),
+    path(
+        "conversations/<int:pk>/saved-replies/<int:reply_id>/fill",
+        composer.saved_reply_fill,
+        name="saved-reply-fill",
+    ),
+    path("files/<uuid:public_id>/", composer.agent_file, name="agent-file"),
+    path("saved-replies/", saved_replies.saved_reply_list, name="saved-replies"),
+    path("saved-replies/<int:reply_id>/", saved_replies.saved_reply_edit, name="saved-reply-edit"),
+    path(
+        "saved-replies/<int:reply_id>/delete",
+        saved_replies.saved_reply_delete,
+        name="saved-reply-delete",
+    ),
     path("presence", views.presence, name="presence"),
     path("alerts", views.alerts, name="alerts"),
 ]

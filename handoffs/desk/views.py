@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from ..access import agents as rights
-from ..lifecycle import accept, endings
+from ..lifecycle import accept, endings, saved_replies
 from ..lifecycle.errors import HandoffError
 from ..lifecycle.messages import message_post
 from ..lifecycle.presence import (
@@ -25,7 +25,7 @@ from ..lifecycle.presence import (
     agent_set_presence,
 )
 from ..models import Agent, Handoff, Sender, Status
-from ..pages import HtmxHttpRequest, flash
+from ..pages import HtmxHttpRequest, flash, form_id
 from . import selectors
 from .forms import EndingForm
 
@@ -172,6 +172,9 @@ def conversation_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         reason = rights.why_not(request.agent, handoff) or "You don't own this conversation."
         return flash(request, reason, status=404)
     sender = Sender.NOTE if request.POST.get("note") else Sender.AGENT
+    refusal = saved_replies.refusal(request.POST.get("body"))
+    if refusal:  # a saved reply's variable left unfilled: never sent raw
+        return flash(request, refusal, status=400)
     try:
         result = message_post(
             conversation=handoff.conversation,
@@ -182,6 +185,10 @@ def conversation_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         )
     except HandoffError as exc:
         return flash(request, exc.message, status=exc.status)
+    if result.created:  # a message sent from a saved reply counts one use
+        saved_replies.saved_reply_used(
+            agent=request.agent, reply_id=form_id(request.POST.get("saved_reply"))
+        )
     return render(
         request,
         "handoffs/chat.html#message",
