@@ -3,6 +3,7 @@ re-encoded without EXIF, stored once per client id, described in the memory copy
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import pytest
@@ -151,8 +152,6 @@ def _all_files() -> list[str]:
     storage = storages["attachments"]
     found = []
     for folder in ("files", "thumbs"):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             found += [f"{folder}/{n}" for n in storage.listdir(folder)[1]]
-        except FileNotFoundError:
-            pass
     return found
