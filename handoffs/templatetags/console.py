@@ -158,3 +158,17 @@ def attachment_url(message, audience: str, variant: str = "file") -> str:
         args = [attachment.public_id]
     url = reverse(name, args=args)
     return f"{url}?v=thumb" if variant == "thumb" else url
+
+
+@register.simple_tag
+def message_max_chars() -> int:
+    from handoffs.lifecycle.messages import max_message_chars
+
+    return max_message_chars()
+
+
+@register.simple_tag
+def attachment_max_bytes() -> int:
+    from django.conf import settings
+
+    return int(settings.ATTACHMENT_MAX_BYTES)

@@ -80,6 +80,7 @@
     const data = new URLSearchParams();
     data.set("body", item.body); data.set("client_id", item.client_id);
     if (item.note) data.set("note", "1");
+    if (item.saved_reply) data.set("saved_reply", item.saved_reply);
     const token = $("input[name=csrfmiddlewaretoken]", this.form);
     this.sending = true;
     fetch(this.form.action, {
@@ -95,6 +96,10 @@
       if (r.response.ok) {
         const list = $("#messages");
         if (list) { list.insertAdjacentHTML("beforeend", r.html); orderMessages(); }
+      } else if (window.chatComposer) {
+        // Refused (too long, closed, a variable left unfilled): the text goes back into
+        // the composer, never thrown away, and the reason shows beside it.
+        window.chatComposer.refused(item, r.html);
       } else {
         const flash = $("#flash") || $("#pending");
         if (flash) flash.insertAdjacentHTML("beforeend", r.html);
@@ -108,6 +113,9 @@
       setTimeout(function () { self.flush(); }, self.delay);
     });
   };
+
+  window.chatOrderMessages = orderMessages;
+  window.chatNewId = newId;
 
   document.addEventListener("htmx:wsOpen", function (evt) {
     socket = evt.detail.socketWrapper;
@@ -169,7 +177,10 @@
       const body = textarea.value.trim();
       if (!body) return;
       const note = $("input[name=note]", form);
-      outbox.add({ client_id: newId(), body: body, note: !!(note && note.checked) });
+      outbox.add({
+        client_id: newId(), body: body, note: !!(note && note.checked),
+        saved_reply: form.dataset.savedReply || "",
+      });
       textarea.value = "";
       if (note) note.checked = false;
     });
