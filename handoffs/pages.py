@@ -53,7 +53,15 @@ def attachment_response(attachment, variant: str = "file"):
         filename=attachment.name,
     )
     response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox; frame-ancestors 'none'"
+    # Nothing in a file may run or load anything. An image opened in its own tab is
+    # shown by the browser's image viewer, which styles itself inline: only that is let
+    # through (a sandboxed document with no scripts, holding one image).
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox; "
+        "frame-ancestors 'none'"
+        if attachment.is_image
+        else "default-src 'none'; sandbox; frame-ancestors 'none'"
+    )
     response["Cross-Origin-Resource-Policy"] = "same-origin"
     response["Cache-Control"] = "private, max-age=300"
     response["Referrer-Policy"] = "no-referrer"

@@ -274,6 +274,7 @@
   };
   Composer.prototype.closePopup = function () {
     const popup = $("#slash-popup", this.form);
+    if (popup && !popup.hidden) this.loaded = null;  // read the list afresh next time
     if (popup) popup.hidden = true;
     this.textarea.setAttribute("aria-expanded", "false");
     this.textarea.removeAttribute("aria-activedescendant");
@@ -322,7 +323,7 @@
   };
   Composer.prototype.closePicker = function () {
     const panel = $("#reply-picker", this.form);
-    if (panel && !panel.hidden) { panel.hidden = true; }
+    if (panel && !panel.hidden) { panel.hidden = true; this.loaded = null; }
   };
   // Arrow keys, Enter / Tab and Escape in a list of choices; true if handled.
   Composer.prototype.listKeys = function (evt, list, close) {
