@@ -60,7 +60,8 @@
     const box = $("#pending");
     if (!box) return;
     const stored = new Set($all("#messages > .msg").map(function (el) { return el.dataset.clientId; }));
-    box.textContent = "";
+    // Only the text bubbles are this outbox's: uploads in flight (composer.js) stay.
+    $all(":scope > .msg:not(.upload-pending)", box).forEach(function (el) { el.remove(); });
     this.load().forEach(function (item) {
       if (stored.has(item.client_id)) return;
       const el = document.createElement("div");
