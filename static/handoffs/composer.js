@@ -108,7 +108,8 @@
     const over = this.count();
     if (over > 0) {
       evt.preventDefault(); evt.stopImmediatePropagation();
-      this.say("Your message is " + fmt(over) + " characters over the limit of " + fmt(this.max) +
+      this.say("Your message is " + fmt(over) + (over === 1 ? " character" : " characters") +
+        " over the limit of " + fmt(this.max) +
         ". Shorten it or send it in parts; nothing was sent and your text is kept.");
       return;
     }
