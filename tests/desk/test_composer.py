@@ -264,3 +264,31 @@ def test_links_are_safe_and_user_html_is_text(hop, people):
     assert "<br>" in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html
     assert '<a href="javascript' not in html and "&lt;a href" in html
+
+
+def test_admin_manages_saved_replies_and_lists_attachments_read_only(hop, people, teams):
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_superuser("root", "r@example.com", "pw-admin-123")
+    client = Client()
+    client.force_login(admin)
+    add = reverse("admin:handoffs_savedreply_add")
+    team = teams["billing-specialist"]
+    bad = client.post(add, {"shortcut": "x", "title": "X", "body": "{{ nope }}", "team": team.pk})
+    assert bad.status_code == 200 and "Unknown variable" in bad.content.decode()
+    both = client.post(
+        add,
+        {"shortcut": "y", "title": "Y", "body": "y", "team": team.pk, "owner": people["alice"].pk},
+    )
+    assert both.status_code == 200 and "not both" in both.content.decode()
+    ok = client.post(
+        add, {"shortcut": "thanks", "title": "Thanks", "body": "Thanks!", "team": team.pk}
+    )
+    assert ok.status_code == 302 and SavedReply.objects.filter(shortcut="thanks").exists()
+    agent_upload(factories.logged_in(people["alice"]), hop, images.png(), "a.png")
+    attachment = Attachment.objects.get()
+    listing = client.get(reverse("admin:handoffs_attachment_changelist"))
+    assert listing.status_code == 200 and "a.png" in listing.content.decode()
+    page = client.get(reverse("admin:handoffs_attachment_change", args=[attachment.pk]))
+    assert reverse("agent-file", args=[attachment.public_id]) in page.content.decode()
+    assert client.get(reverse("admin:handoffs_attachment_add")).status_code == 403
