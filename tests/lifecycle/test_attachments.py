@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from PIL import Image
 
 from handoffs.lifecycle.accept import handoff_accept
@@ -155,3 +157,22 @@ def _all_files() -> list[str]:
         with contextlib.suppress(FileNotFoundError):
             found += [f"{folder}/{n}" for n in storage.listdir(folder)[1]]
     return found
+
+
+def test_prune_attachments_deletes_only_old_unreferenced_files(conversation):
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import storages
+    from django.core.management import call_command
+
+    kept = post(conversation, images.png(), "kept.png").message.attachment
+    storage = storages["attachments"]
+    orphan = storage.save("files/orphan.png", ContentFile(images.png()))
+    fresh = storage.save("files/in-flight.png", ContentFile(images.png()))
+    old = (timezone.now() - timedelta(hours=2)).timestamp()
+    os.utime(storage.path(orphan), (old, old))
+    call_command("prune_attachments", stdout=io.StringIO())
+    assert not storage.exists(orphan)
+    assert storage.exists(fresh)  # younger than an hour: maybe an upload in flight
+    assert storage.exists(kept.file.name) and storage.exists(kept.thumbnail.name)
