@@ -88,7 +88,13 @@ def handoff_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = _card_context(request, handoff)
     # After a hop, the chat so far is read here before accepting (it isn't on the card).
     context["chat_messages"] = (
-        list(handoff.conversation.messages.order_by("seq")) if handoff.conversation else []
+        list(
+            handoff.conversation.messages.select_related("attachment", "conversation").order_by(
+                "seq"
+            )
+        )
+        if handoff.conversation
+        else []
     )
     return render(request, "handoffs/desk/handoff.html", context)
 
@@ -123,7 +129,11 @@ def _conversation_context(
 ) -> dict:
     context = _card_context(request, handoff)
     conversation = handoff.conversation
-    messages_ = conversation.messages.order_by("seq") if conversation else None
+    messages_ = (
+        conversation.messages.select_related("attachment", "conversation").order_by("seq")
+        if conversation
+        else None
+    )
     if messages_ is not None and view.until_seq is not None:
         messages_ = messages_.filter(seq__lte=view.until_seq)
     transcript = list(messages_) if messages_ is not None else []
