@@ -18,7 +18,6 @@ from django_htmx.http import HttpResponseClientRedirect
 from ..access import agents as rights
 from ..lifecycle import accept, endings, saved_replies
 from ..lifecycle.errors import HandoffError
-from ..lifecycle.messages import message_post
 from ..lifecycle.presence import (
     agent_profile_for_superuser,
     agent_set_alerts,
@@ -186,19 +185,16 @@ def conversation_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if refusal:  # a saved reply's variable left unfilled: never sent raw
         return flash(request, refusal, status=400)
     try:
-        result = message_post(
+        result = saved_replies.message_post_counted(
             conversation=handoff.conversation,
             sender=sender,
             body=request.POST.get("body"),
             client_id=request.POST.get("client_id"),
             agent=request.agent,
+            reply_id=form_id(request.POST.get("saved_reply")),
         )
     except HandoffError as exc:
         return flash(request, exc.message, status=exc.status)
-    if result.created:  # a message sent from a saved reply counts one use
-        saved_replies.saved_reply_used(
-            agent=request.agent, reply_id=form_id(request.POST.get("saved_reply"))
-        )
     return render(
         request,
         "handoffs/chat.html#message",

@@ -31,7 +31,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..access import agents as rights
-from ..models import Agent, Event, SavedReply, Team
+from ..models import Agent, Conversation, Event, SavedReply, Team
+from . import messages
 from .errors import HandoffError, HandoffNotFound
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
@@ -203,3 +204,24 @@ def saved_reply_used(*, agent: Agent, reply_id: int | None) -> bool:
                 use_count=F("use_count") + 1, last_used_at=timezone.now()
             )
         )
+
+
+def message_post_counted(
+    *,
+    conversation: Conversation,
+    sender: str,
+    body: Any,
+    client_id: Any,
+    agent: Agent,
+    reply_id: int | None,
+) -> messages.PostResult:
+    """``messages.message_post``; a message sent from a saved reply (``reply_id``) counts
+    one use in the message's own transaction: once however often the send is retried,
+    and before anyone sees the message."""
+    with transaction.atomic():
+        result = messages.message_post(
+            conversation=conversation, sender=sender, body=body, client_id=client_id, agent=agent
+        )
+        if result.created:
+            saved_reply_used(agent=agent, reply_id=reply_id)
+    return result

@@ -210,10 +210,13 @@
   Composer.prototype.replies = function () {
     const self = this;
     if (this.loaded) return Promise.resolve(this.loaded);
-    return fetch(this.form.dataset.savedRepliesUrl, { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.json() : { replies: [] }; })
-      .then(function (data) { self.loaded = data.replies || []; return self.loaded; })
-      .catch(function () { return []; });
+    if (!this.loading) {  // one request at a time, however fast the typing
+      this.loading = fetch(this.form.dataset.savedRepliesUrl, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : { replies: [] }; })
+        .then(function (data) { self.loaded = data.replies || []; self.loading = null; return self.loaded; })
+        .catch(function () { self.loading = null; return []; });
+    }
+    return this.loading;
   };
   function matches(reply, query) {
     query = query.toLowerCase();
@@ -264,7 +267,9 @@
     const q = this.slashQuery();
     if (!q) { this.closePopup(); return; }
     const self = this;
+    const generation = this.generation = (this.generation || 0) + 1;
     this.replies().then(function (all) {
+      if (generation !== self.generation) return;  // typed on, chose or closed meanwhile
       const now = self.slashQuery();
       if (!now) { self.closePopup(); return; }
       const found = all.filter(function (r) { return matches(r, now.query); }).slice(0, 8);
@@ -274,6 +279,7 @@
     });
   };
   Composer.prototype.closePopup = function () {
+    this.generation = (this.generation || 0) + 1;
     const popup = $("#slash-popup", this.form);
     if (popup && !popup.hidden) this.loaded = null;  // read the list afresh next time
     if (popup) popup.hidden = true;
@@ -300,6 +306,7 @@
         self.textarea.setSelectionRange(caret, caret);
         self.form.dataset.savedReply = String(r.body.id);
         self.problems = r.body.problems || [];
+        self.closePopup();
         self.saveDraft(); self.count(); self.showFlags(); self.say("");
       }).catch(function () { self.say("Could not load that saved reply; try again."); });
   };
