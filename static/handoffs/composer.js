@@ -130,6 +130,40 @@
   };
 
   // ---------------------------------------------------------------- attachments
+  // Files waiting to be sent are kept in IndexedDB (localStorage can't hold them), so an
+  // upload survives a reload or a closed tab as a text message does in chat.js's outbox.
+  const Stored = {
+    open: function () {
+      if (!this.db) {
+        this.db = new Promise(function (resolve) {
+          if (!window.indexedDB) { resolve(null); return; }
+          let req;
+          try { req = indexedDB.open("handoff-uploads", 1); } catch (e) { resolve(null); return; }
+          req.onupgradeneeded = function () {
+            req.result.createObjectStore("uploads", { keyPath: "client_id" });
+          };
+          req.onsuccess = function () { resolve(req.result); };
+          req.onerror = function () { resolve(null); };
+        });
+      }
+      return this.db;
+    },
+    run: function (mode, fn) {
+      return this.open().then(function (db) {
+        if (!db) return null;
+        return new Promise(function (resolve) {
+          const tx = db.transaction("uploads", mode);
+          const req = fn(tx.objectStore("uploads"));
+          tx.oncomplete = function () { resolve(req.result); };
+          tx.onerror = tx.onabort = function () { resolve(null); };
+        });
+      });
+    },
+    put: function (record) { return this.run("readwrite", function (s) { return s.put(record); }); },
+    remove: function (id) { return this.run("readwrite", function (s) { return s.delete(id); }); },
+    all: function () { return this.run("readonly", function (s) { return s.getAll(); }); },
+  };
+
   Composer.prototype.addFiles = function (files) {
     Array.from(files || []).forEach(function (file) {
       if (file.size > this.maxBytes) {
@@ -138,19 +172,41 @@
         return;
       }
       const note = $("input[name=note]", this.form);
-      const item = { client_id: window.chatNewId(), file: file, note: !!(note && note.checked) };
-      item.row = this.pendingRow(item);
-      this.uploads.push(item);
+      const item = {
+        client_id: window.chatNewId(), file: file, name: file.name || "pasted-image.png",
+        note: !!(note && note.checked), key: this.form.dataset.durableKey, added: Date.now(),
+      };
+      Stored.put({
+        client_id: item.client_id, file: file, name: item.name, note: item.note,
+        key: item.key, added: item.added,
+      });
+      this.queue(item);
     }, this);
     this.nextUpload();
+  };
+  Composer.prototype.queue = function (item) {
+    item.row = this.pendingRow(item);
+    this.uploads.push(item);
+  };
+  // After a reload: the files this conversation still had to send, in the order added.
+  Composer.prototype.resumeUploads = function () {
+    const self = this, key = this.form.dataset.durableKey;
+    Stored.all().then(function (records) {
+      (records || []).filter(function (r) { return r.key === key; })
+        .sort(function (a, b) { return a.added - b.added; })
+        .forEach(function (r) {
+          self.queue({ client_id: r.client_id, file: r.file, name: r.name, note: r.note, key: key });
+        });
+      self.nextUpload();
+    });
   };
   Composer.prototype.pendingRow = function (item) {
     const row = el("div", "msg mine msg-pending upload-pending");
     row.dataset.clientId = item.client_id;
-    const meta = el("p", "msg-meta", "Uploading " + (item.file.name || "file") + " (" + bytes(item.file.size) + ")…");
+    const meta = el("p", "msg-meta", "Uploading " + (item.name) + " (" + bytes(item.file.size) + ")…");
     const bar = el("progress", "upload-progress");
     bar.max = 100; bar.value = 0;
-    bar.setAttribute("aria-label", "Upload of " + (item.file.name || "file"));
+    bar.setAttribute("aria-label", "Upload of " + (item.name));
     row.appendChild(meta); row.appendChild(bar);
     const box = $("#pending");
     if (box) box.appendChild(row);
@@ -162,7 +218,7 @@
     const item = this.uploads[0];
     const self = this;
     const data = new FormData();
-    data.append("file", item.file, item.file.name || "pasted-image");
+    data.append("file", item.file, item.name);
     data.append("client_id", item.client_id);
     if (item.note) data.append("note", "1");
     const xhr = new XMLHttpRequest();
@@ -173,13 +229,13 @@
     xhr.upload.onprogress = function (e) {
       if (e.lengthComputable) {
         item.bar.value = Math.round(e.loaded / e.total * 100);
-        item.meta.textContent = "Uploading " + item.file.name + ": " + item.bar.value + "%";
+        item.meta.textContent = "Uploading " + item.name + ": " + item.bar.value + "%";
       }
     };
     function retry(reason) {
       self.uploading = false;
       self.delay = Math.min(self.delay * 2, 8000);
-      item.meta.textContent = "Waiting to send " + item.file.name + " (" + reason + "), retrying…";
+      item.meta.textContent = "Waiting to send " + item.name + " (" + reason + "), retrying…";
       setTimeout(function () { self.nextUpload(); }, self.delay);
     }
     xhr.onerror = function () { retry("connection lost"); };
@@ -190,6 +246,7 @@
       self.delay = 1000;
       self.uploads.shift();
       item.row.remove();
+      Stored.remove(item.client_id);  // stored (or refused for good): nothing to resend
       let body = {};
       try { body = JSON.parse(xhr.responseText); } catch (e) { body = {}; }
       if (xhr.status >= 200 && xhr.status < 300 && body.html) {
@@ -197,7 +254,7 @@
         if (list) { list.insertAdjacentHTML("beforeend", body.html); window.chatOrderMessages(); }
         self.say("");
       } else {
-        self.say((item.file.name || "The file") + " was not sent: " +
+        self.say(item.name + " was not sent: " +
           (body.error || "the server refused it (" + xhr.status + ")."));
       }
       self.nextUpload();
@@ -359,6 +416,7 @@
     const c = new Composer(form);
     window.chatComposer = c;
     c.restoreDraft(); c.count(); c.showFlags();
+    if (form.dataset.uploadUrl) c.resumeUploads();
 
     document.addEventListener("submit", function (evt) {
       if (evt.target === form) c.onSubmit(evt);

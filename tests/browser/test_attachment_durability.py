@@ -116,3 +116,41 @@ def test_uploads_cut_off_by_a_daphne_kill_are_stored_once(
     # answered with the message it had (200, created false) and stored nothing new.
     assert [(status, body["created"]) for status, body in answers] == [(200, False), (201, True)]
     assert len(stored_files() - files_before) == 3
+
+
+def test_an_upload_waiting_for_the_network_survives_a_reload(
+    new_context, billing_agents, escalate, live_server_url
+):
+    """The file is kept in the browser (IndexedDB) until the server has it: a reload
+    while it can't get through doesn't lose it, and it is stored once when it does."""
+    base = live_server_url
+    handoff = escalate.post(customer="cust-9912", summary="Refund request.")
+    alice = login(new_context(), base, "alice")
+    alice.goto(f"{base}/handoffs/{handoff.pk}/")
+    alice.locator("#handoff-status").get_by_role("button", name="Accept").click()
+    expect(alice).to_have_url(f"{base}/conversations/{handoff.pk}/")
+    customer = new_context().new_page()
+    customer.goto(alice.locator("a[href*='/c/']").first.get_attribute("href"))
+    wait_live(customer)
+
+    def offline(route: Route) -> None:
+        route.abort("internetdisconnected")
+
+    customer.route("**/attachments", offline)
+    attach(customer, images.pdf(), "contract.pdf", "application/pdf")
+    pending = customer.locator("#pending .upload-pending", has_text="contract.pdf")
+    expect(pending).to_contain_text("retrying")
+    customer.reload()
+    wait_live(customer)
+    expect(pending).to_have_count(1)  # back from the browser's store, still waiting
+    assert not Attachment.objects.exists()
+
+    customer.unroute("**/attachments", offline)
+    expect(pending).to_have_count(0, timeout=RECONNECT_MS)
+    expect(customer.locator("#messages a.attachment-download")).to_contain_text("contract.pdf")
+    expect(alice.locator("#messages a.attachment-download")).to_contain_text("contract.pdf")
+    assert Attachment.objects.filter(name="contract.pdf").count() == 1
+    customer.reload()
+    wait_live(customer)
+    expect(customer.locator("#messages a.attachment-download")).to_have_count(1)
+    expect(customer.locator("#pending .upload-pending")).to_have_count(0)
