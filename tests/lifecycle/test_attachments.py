@@ -176,3 +176,21 @@ def test_prune_attachments_deletes_only_old_unreferenced_files(conversation):
     assert not storage.exists(orphan)
     assert storage.exists(fresh)  # younger than an hour: maybe an upload in flight
     assert storage.exists(kept.file.name) and storage.exists(kept.thumbnail.name)
+
+
+@pytest.mark.parametrize(
+    ("sent", "ext", "shown"),
+    [
+        ("../../etc/passwd.png", "png", "passwd.png"),
+        ("C:\\Users\\dana\\scan.PDF", "pdf", "scan.pdf"),
+        ('"><img src=x onerror=alert(1)>.png', "png", "img src=x onerror=alert(1).png"),
+        ("invoice\u202egnp.exe", "png", "invoicegnp.png"),  # RTL override removed
+        ("", "pdf", "document.pdf"),
+        ("...", "png", "image.png"),
+        ("x" * 300 + ".jpg", "jpg", "x" * 146 + ".jpg"),
+    ],
+)
+def test_display_names_are_plain_and_typed_from_the_content(sent, ext, shown):
+    from handoffs.lifecycle.attachments import display_name
+
+    assert display_name(sent, ext) == shown
