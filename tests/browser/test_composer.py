@@ -125,8 +125,9 @@ def test_customer_pastes_an_image_and_the_agent_opens_it(
     base = live_server_url
     make_agent("alice", teams=[teams["billing-specialist"]])
     _, alice, customer = open_chat(new_context, escalate, base)
-    shot = images.jpeg_with_gps((900, 700))
-    paste_file(customer, "#message-body", shot, "screenshot.jpg", "image/jpeg")
+    shot = images.png_with_gps((900, 700))
+    assert b"eXIf" in shot and b"secret-location" in shot
+    paste_file(customer, "#message-body", shot, "screenshot.png", "image/png")
     mine = customer.locator("#messages > .msg-customer figure.attachment-image")
     expect(mine).to_have_count(1)
     thumb = alice.locator("#messages > .msg-customer img.attachment-thumb")
@@ -144,8 +145,9 @@ def test_customer_pastes_an_image_and_the_agent_opens_it(
     full.wait_for_load_state()
     assert "/files/" in full.url
     response = alice.context.request.get(full.url)
-    assert response.status == 200 and response.headers["content-type"] == "image/jpeg"
-    assert b"Exif" not in response.body()  # the GPS the phone wrote is gone
+    assert response.status == 200 and response.headers["content-type"] == "image/png"
+    served = response.body()
+    assert b"eXIf" not in served and b"secret-location" not in served  # GPS, text: gone
     attachment = Attachment.objects.get()
     assert (attachment.width, attachment.height) == (900, 700)
 

@@ -61,3 +61,18 @@ def pdf() -> bytes:
 
 
 HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>"
+
+
+def png_with_gps(size: tuple[int, int] = (900, 700)) -> bytes:
+    """A PNG screenshot carrying an eXIf chunk with a GPS position and a text chunk."""
+    from PIL import PngImagePlugin
+
+    image = Image.new("RGB", size, (40, 90, 200))
+    exif = image.getexif()
+    exif[0x0110] = "SpyCam 3000"
+    exif[GPS_IFD] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)}
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "secret-location")
+    out = io.BytesIO()
+    image.save(out, "PNG", exif=exif, pnginfo=info)
+    return out.getvalue()

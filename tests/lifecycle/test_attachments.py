@@ -194,3 +194,13 @@ def test_display_names_are_plain_and_typed_from_the_content(sent, ext, shown):
     from handoffs.lifecycle.attachments import display_name
 
     assert display_name(sent, ext) == shown
+
+
+def test_a_png_loses_its_exif_and_text_chunks(conversation):
+    data = images.png_with_gps((320, 200))
+    assert b"eXIf" in data and b"secret-location" in data
+    attachment = post(conversation, data, "shot.png").message.attachment
+    for name in stored_files(attachment):
+        with attachment.file.storage.open(name, "rb") as fh:
+            raw = fh.read()
+        assert b"eXIf" not in raw and b"secret-location" not in raw and b"SpyCam" not in raw
