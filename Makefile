@@ -74,4 +74,4 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) staticfiles db.sqlite3* test-db.sqlite3*
+	rm -rf $(VENV) staticfiles media db.sqlite3* test-db.sqlite3*

@@ -231,6 +231,51 @@ WHITENOISE_USE_FINDERS = DEBUG
 # itself above its own limits.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024 + 1024
 
+# The composer (README "Messages, saved replies and attachments"). A chat message's
+# longest text, in characters (the composers count down to it, the API schema says it).
+MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 10_000)
+# Attachments: the largest file accepted (bytes), and how long a signed download link
+# (handed to bots, webhooks and "copy link") stays valid, in seconds.
+ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
+ATTACHMENT_LINK_MAX_AGE = env_int("ATTACHMENT_LINK_MAX_AGE", 600)
+# Uploaded files live under MEDIA_ROOT (never served as static files: only through the
+# rights-checking views of handoffs/attachments) unless ATTACHMENT_STORAGE=s3 stores
+# them in an S3-compatible bucket through django-storages (pip install boto3).
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or BASE_DIR / "media")
+MEDIA_URL = "/media-not-served/"
+ATTACHMENT_STORAGE = os.environ.get("ATTACHMENT_STORAGE", "filesystem")
+if ATTACHMENT_STORAGE == "filesystem":
+    STORAGES["attachments"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": MEDIA_ROOT / "attachments",
+            "base_url": None,
+            "file_permissions_mode": 0o640,
+            "directory_permissions_mode": 0o750,
+        },
+    }
+elif ATTACHMENT_STORAGE == "s3":
+    STORAGES["attachments"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ.get("ATTACHMENT_S3_BUCKET", ""),
+            "endpoint_url": os.environ.get("ATTACHMENT_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("ATTACHMENT_S3_REGION") or None,
+            "access_key": os.environ.get("ATTACHMENT_S3_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("ATTACHMENT_S3_SECRET_ACCESS_KEY") or None,
+            "location": os.environ.get("ATTACHMENT_S3_PREFIX", "attachments"),
+            # Private objects; the console streams them after its own rights check.
+            "default_acl": "private",
+            "querystring_auth": True,
+            "querystring_expire": ATTACHMENT_LINK_MAX_AGE,
+            "file_overwrite": False,
+        },
+    }
+    if not STORAGES["attachments"]["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("ATTACHMENT_STORAGE=s3 needs ATTACHMENT_S3_BUCKET (see README)")
+else:
+    raise ImproperlyConfigured("ATTACHMENT_STORAGE must be 'filesystem' or 's3'")
+
 # Memory backend: embedded (served from this database) unless DAKERA_URL is set.
 DAKERA_URL = os.environ.get("DAKERA_URL", "")
 DAKERA_API_KEY = os.environ.get("DAKERA_API_KEY", "")

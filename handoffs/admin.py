@@ -12,6 +12,7 @@ from .delivery import outbox
 from .desk import opener
 from .models import (
     Agent,
+    Attachment,
     Bot,
     Conversation,
     Event,
@@ -22,6 +23,7 @@ from .models import (
     Message,
     OpeningHours,
     Role,
+    SavedReply,
     Team,
     WebhookDelivery,
 )
@@ -510,4 +512,82 @@ class MemoryWriteAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in MemoryWrite._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class SavedReplyForm(forms.ModelForm):
+    class Meta:
+        model = SavedReply
+        fields = ["shortcut", "title", "body", "owner", "team"]
+
+    def clean(self):
+        from .lifecycle import saved_replies
+
+        data = super().clean()
+        if bool(data.get("owner")) == bool(data.get("team")):
+            raise forms.ValidationError("Choose either an owner (personal) or a team, not both.")
+        unknown = saved_replies.unknown_variables(data.get("body") or "")
+        if unknown:
+            known = ", ".join("{{ " + v + " }}" for v in saved_replies.VARIABLES)
+            raise forms.ValidationError(
+                {"body": f"Unknown variable(s) {', '.join(unknown)}; use {known}."}
+            )
+        if data.get("shortcut"):
+            data["shortcut"] = data["shortcut"].lower()
+        return data
+
+
+@admin.register(SavedReply)
+class SavedReplyAdmin(admin.ModelAdmin):
+    form = SavedReplyForm
+    list_display = ("shortcut", "title", "owner", "team", "use_count", "last_used_at")
+    list_filter = ("team",)
+    search_fields = ("shortcut", "title", "body", "owner__user__username")
+    readonly_fields = ("use_count", "last_used_at", "created_by", "created_at", "updated_at")
+    ordering = ("-use_count", "shortcut")
+
+    def save_model(self, request, obj, form, change):
+        from django.utils import timezone
+
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Read-only: files arrive as chat messages; the link opens them through the
+    rights-checking view (never a public media path)."""
+
+    list_display = ("name", "kind", "content_type", "size", "conversation", "created_at")
+    list_filter = ("kind", "content_type")
+    search_fields = ("name", "sha256", "message__conversation__customer")
+    readonly_fields = (
+        "open_link",
+        "message",
+        "kind",
+        "name",
+        "content_type",
+        "size",
+        "width",
+        "height",
+        "sha256",
+        "created_at",
+    )
+    exclude = ("file", "thumbnail")
+
+    @admin.display(description="Conversation")
+    def conversation(self, obj):
+        return obj.message.conversation
+
+    @admin.display(description="File")
+    def open_link(self, obj):
+        from django.utils.html import format_html
+
+        url = reverse("agent-file", args=[obj.public_id])
+        return format_html('<a href="{}" target="_blank" rel="noopener">Open {}</a>', url, obj.name)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

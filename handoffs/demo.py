@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from .api import keys
-from .models import Agent, Bot, Role, Team
+from .models import Agent, Bot, Role, SavedReply, Team
 
 DEMO_PASSWORD = "demo-pass-123"  # noqa: S105 - printed to the person running the demo
 TEAMS = [("billing-specialist", "Billing specialists"), ("tech-support", "Technical support")]
@@ -40,6 +40,26 @@ class DemoSetup:
     webhook_secret: str = ""
 
 
+# Team saved replies for the walkthrough (type /refund in a billing conversation).
+SAVED_REPLIES = [
+    (
+        "billing-specialist",
+        "refund",
+        "Refund on its way",
+        "Hi {{ customer.first_name }}, this is {{ agent.name }} from {{ team.name }}. I've "
+        "looked into {{ topic }} and issued the refund: you'll see it on your statement "
+        "within 5 business days.",
+    ),
+    (
+        "billing-specialist",
+        "invoice",
+        "Where to find invoices",
+        "You can download every invoice under Account → Billing → Invoices "
+        "(https://example.com/account/billing).",
+    ),
+]
+
+
 @transaction.atomic
 def ensure_people_and_bot(bot_name: str = "tier1-bot", callback_url: str = "") -> DemoSetup:
     """Create (or refresh) the demo's teams, people and bot; returns a fresh bot key."""
@@ -61,6 +81,10 @@ def ensure_people_and_bot(bot_name: str = "tier1-bot", callback_url: str = "") -
         agent.save()
         agent.teams.set([teams[s] for s in team_slugs])
         logins.append((username, DEMO_PASSWORD, str(role)))
+    for slug, shortcut, title, body in SAVED_REPLIES:
+        SavedReply.objects.get_or_create(
+            team=teams[slug], shortcut=shortcut, defaults={"title": title, "body": body}
+        )
     bot = Bot.objects.filter(name=bot_name).first()
     if bot is None:
         bot, key = keys.bot_create(name=bot_name, callback_url=callback_url)

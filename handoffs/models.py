@@ -778,3 +778,113 @@ class ReadMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent} read #{self.conversation_id} to {self.last_read_seq}"
+
+
+def attachment_storage():
+    """The storage attachments live in (``STORAGES["attachments"]``: the filesystem under
+    MEDIA_ROOT, or an S3-compatible bucket); a callable so migrations don't freeze it."""
+    from django.core.files.storage import storages
+
+    return storages["attachments"]
+
+
+class AttachmentKind(models.TextChoices):
+    IMAGE = "image", "Image"
+    PDF = "pdf", "PDF document"
+
+
+class Attachment(models.Model):
+    """The file of one chat message (an attachment is a message like any other).
+
+    Stored through Django's storage API under an unguessable name and served only by the
+    views that check rights (``handoffs.attachments``); images are re-encoded on upload
+    (EXIF, GPS included, is gone) with a thumbnail beside them.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="attachment")
+    kind = models.CharField(max_length=8, choices=AttachmentKind.choices)
+    file = models.FileField(storage=attachment_storage, upload_to="files/", max_length=255)
+    thumbnail = models.FileField(
+        storage=attachment_storage, upload_to="thumbs/", max_length=255, blank=True
+    )
+    name = models.CharField(max_length=200, help_text="The file name shown (typed from content)")
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField(help_text="Bytes, as stored")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.content_type}, {self.size} bytes)"
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == AttachmentKind.IMAGE
+
+    @property
+    def describe(self) -> str:
+        """What was attached, in words (memory copies, transcripts, webhooks)."""
+        from django.template.defaultfilters import filesizeformat
+
+        return f"{self.name} ({self.get_kind_display()}, {filesizeformat(self.size)})"
+
+
+class SavedReply(models.Model):
+    """A canned answer an agent inserts with ``/shortcut`` or from the picker.
+
+    Personal (``owner``) or shared with a team (``team``): exactly one of them. The body
+    may hold the variables of ``handoffs.lifecycle.saved_replies.VARIABLES``
+    (``{{ customer.name }}``...), filled from the conversation on the server.
+    """
+
+    owner = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="saved_replies"
+    )
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="saved_replies"
+    )
+    shortcut = models.SlugField(
+        max_length=40, help_text="Typed after / in the composer, e.g. refund (letters, digits, -)"
+    )
+    title = models.CharField(max_length=120)
+    body = models.TextField()
+    use_count = models.PositiveIntegerField(default=0, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["shortcut", "pk"]
+        verbose_name_plural = "saved replies"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(owner__isnull=False, team__isnull=True)
+                | models.Q(owner__isnull=True, team__isnull=False),
+                name="saved_reply_owner_xor_team",
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "shortcut"],
+                condition=models.Q(owner__isnull=False),
+                name="saved_reply_owner_shortcut",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "shortcut"],
+                condition=models.Q(team__isnull=False),
+                name="saved_reply_team_shortcut",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut} ({self.owner or self.team})"
+
+    @property
+    def scope_label(self) -> str:
+        return f"Personal ({self.owner})" if self.owner_id else f"Team {self.team.name}"

@@ -1,6 +1,7 @@
 """Loaded early (``-p tests.env``): test-run defaults, set before Django reads settings."""
 
 import os
+import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("DJANGO_DEBUG", "1")
@@ -8,3 +9,6 @@ os.environ.setdefault("DJANGO_DEBUG", "1")
 # failure count lives in the shared Redis cache): key-guessing throttling is tested on its
 # own (tests/console/test_throttling.py), with its own limits.
 os.environ.setdefault("BOT_AUTH_FAILURE_LIMIT", "100000")
+# Uploaded attachments go to a throw-away folder (shared with the live Daphnes, which
+# inherit this environment), never the checkout's media/.
+os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="handoff-media-"))

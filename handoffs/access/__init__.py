@@ -8,6 +8,12 @@
   and again when a right changes (``rights.changed``), by each pushed chat frame, and by
   ``realtime.broadcast`` for the audience of a queue row.
 
+- ``links``: signed, short-lived links to one attachment (for bots and the channels they
+  relay to); holding an unexpired one is the right to that file.
+
+Files follow their message: ``agents.may_see_message`` for people; the customer's link
+for the customer; ``bots`` ownership (or a signed link) for bots.
+
 Customers are not principals here: whoever holds a conversation's unguessable link may
 use it while it is open (``customers``).
 

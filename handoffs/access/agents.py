@@ -301,3 +301,53 @@ def transcript_view(agent: Agent | None, hop: Handoff) -> ConversationView | Non
     return ConversationView(
         hop.pk, hop.conversation_id, live=False, may_write=False, until_seq=handover_seq(hop)
     )
+
+
+# ---------------------------------------------------------------- files and saved replies
+def may_see_message(agent: Agent | None, message: Message) -> bool:
+    """Whether this agent may see ``message`` (and so its attachment) now: by the rule of
+    the conversation page (a hop of its conversation they may view: live, or as a former
+    owner up to ``until_seq``) or of the card (a waiting hop in their queue shows the
+    chat so far). Private notes follow the same rule: agents see them, customers never."""
+    if not active(agent):
+        return False
+    if sees_every_queue(agent):
+        return True
+    hops = Handoff.objects.filter(conversation_id=message.conversation_id).filter(
+        Q(accepted_by=agent) | Q(status=Status.WAITING) | history_filter(agent)
+    )
+    for hop in hops.select_related("team"):
+        if hop.status == Status.WAITING:
+            if in_queue_of(agent, hop):
+                return True
+            continue
+        # A closed hop of their history (their team's, or one they held) shows the
+        # conversation read-only up to the moment it closed, files included.
+        view = transcript_view(agent, hop) if hop.status in CLOSED else None
+        view = view or conversation_view(agent, hop)
+        if view is None:
+            continue
+        if view.until_seq is None or message.seq <= view.until_seq:
+            return True
+    return False
+
+
+def saved_reply_filter(agent: Agent) -> Q:
+    """The saved replies this agent may use: their own and their teams' (every team's
+    for supervisors). A filter on ``SavedReply``."""
+    if not active(agent):
+        return Q(pk__in=[])
+    if sees_every_queue(agent):
+        return Q(owner=agent) | Q(team__isnull=False)
+    return Q(owner=agent) | Q(team_id__in=served_team_ids(agent))
+
+
+def may_manage_saved_reply(
+    agent: Agent | None, *, owner_id: int | None, team_id: int | None
+) -> bool:
+    """Edit or delete: a personal reply by its owner; a team's by supervisors and admins."""
+    if not active(agent):
+        return False
+    if owner_id is not None:
+        return owner_id == agent.pk
+    return team_id is not None and may_supervise(agent)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..lifecycle.messages import MAX_MESSAGE_CHARS
+from ..lifecycle.attachments import ACCEPTED, max_bytes
+from ..lifecycle.messages import max_message_chars
 from ..memory.base import (
     MAX_AGENT_ID_BYTES,
     MAX_BATCH,
@@ -260,8 +261,38 @@ SCHEMAS: dict[str, Any] = {
             "sender": {"type": "string", "enum": ["customer", "agent", "bot", "system"]},
             "author": {"type": "string"},
             "author_name": {"type": "string"},
-            "body": {"type": "string"},
+            "body": {
+                "type": "string",
+                "description": "The text (a file's caption: may be empty when attachment is set)",
+            },
             "created_at": {"type": "string"},
+            "attachment": {"oneOf": [ref("Attachment"), {"type": "null"}]},
+        },
+    },
+    "Attachment": {
+        "type": "object",
+        "description": (
+            "A file sent in the chat. url and thumbnail_url are signed links anyone holding "
+            "them may open until url_expires_at (ATTACHMENT_LINK_MAX_AGE seconds), then they "
+            "answer 403; api_url works with the bot's key for as long as the conversation "
+            "is the bot's."
+        ),
+        "required": ["id", "kind", "name", "content_type", "size", "url", "api_url"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "kind": {"type": "string", "enum": ["image", "pdf"]},
+            "name": {"type": "string", "description": "File name; its extension is the content's"},
+            "content_type": {
+                "type": "string",
+                "enum": ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"],
+            },
+            "size": {"type": "integer", "description": "Bytes, as stored"},
+            "width": {"type": ["integer", "null"]},
+            "height": {"type": ["integer", "null"]},
+            "url": {"type": "string", "format": "uri"},
+            "thumbnail_url": {"type": ["string", "null"], "format": "uri"},
+            "url_expires_at": {"type": "string", "format": "date-time"},
+            "api_url": {"type": "string", "format": "uri"},
         },
     },
     "WebhookEvent": {
@@ -962,7 +993,12 @@ PATHS: dict[str, Any] = {
                 "required": ["client_id", "body"],
                 "properties": {
                     "client_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
-                    "body": {**TEXT, "minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
+                    "body": {
+                        **TEXT,
+                        "minLength": 1,
+                        "maxLength": max_message_chars(),
+                        "description": "At most MESSAGE_MAX_CHARS characters (413 beyond)",
+                    },
                     "sender": {"type": "string", "enum": ["customer", "bot"]},
                 },
             },
@@ -972,6 +1008,77 @@ PATHS: dict[str, Any] = {
             extra_statuses=("409", "410"),
             tag="conversations",
         ),
+    },
+    "/api/v1/conversations/{public_id}/attachments": {
+        "post": {
+            **operation(
+                "Send a file: relay a customer's, or the bot's own while it is not muted",
+                {
+                    "type": "object",
+                    "required": ["message", "created"],
+                    "properties": {"message": ref("Message"), "created": {"type": "boolean"}},
+                },
+                parameters=[path_param("public_id", "The conversation's id", "uuid")],
+                status="201",
+                more={
+                    "200": body({"type": "object"}, "Replayed (same client_id; stored once)"),
+                    "415": body(ref("Error"), f"Not an accepted file ({ACCEPTED})"),
+                },
+                extra_statuses=("409", "410"),
+                tag="conversations",
+            ),
+            "description": (
+                f"{ACCEPTED}, typed from the bytes (not the name), at most "
+                f"ATTACHMENT_MAX_BYTES ({max_bytes():,} bytes by default; 413 "
+                "PAYLOAD_TOO_LARGE beyond). Images are re-encoded without EXIF/GPS and get a "
+                "thumbnail. The message is stored once per client_id, like a text message."
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file", "client_id"],
+                            "properties": {
+                                "file": {"type": "string", "format": "binary"},
+                                "client_id": {
+                                    "type": "string",
+                                    "pattern": "^[A-Za-z0-9_.:-]{1,64}$",
+                                },
+                                "sender": {"type": "string", "enum": ["customer", "bot"]},
+                                "caption": {**TEXT, "maxLength": max_message_chars()},
+                            },
+                        }
+                    }
+                },
+            },
+        }
+    },
+    "/api/v1/conversations/{public_id}/attachments/{attachment_id}": {
+        "get": {
+            **operation(
+                "Download a file of this bot's conversation (not a private note's)",
+                {"type": "string", "format": "binary"},
+                parameters=[
+                    path_param("public_id", "The conversation's id", "uuid"),
+                    path_param("attachment_id", "The attachment's id", "uuid"),
+                    query_param(
+                        "variant",
+                        {"type": "string", "enum": ["file", "thumb"]},
+                        "thumb: an image's thumbnail",
+                    ),
+                ],
+                tag="conversations",
+            ),
+            "responses": {
+                "200": {
+                    "description": "The file (Content-Type and Content-Disposition set)",
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                **errors(),
+            },
+        }
     },
     "/api/v1/conversations/{public_id}/csat": {
         "get": operation(

@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 
 from ..memory.http import not_found
-from . import docs, intake, satisfaction
+from . import attachments, docs, intake, satisfaction
 
 urlpatterns = [
     path("api/schema/", docs.schema, name="api-schema"),
@@ -15,6 +15,17 @@ urlpatterns = [
         intake.conversation_messages,
         name="api-conversation-messages",
     ),
+    path(
+        "api/v1/conversations/<uuid:public_id>/attachments",
+        attachments.conversation_attachments,
+        name="api-conversation-attachments",
+    ),
+    path(
+        "api/v1/conversations/<uuid:public_id>/attachments/<uuid:attachment_id>",
+        attachments.conversation_attachment,
+        name="api-conversation-attachment",
+    ),
+    path("files/s/<str:signed>/", attachments.signed_download, name="attachment-signed"),
     path(
         "api/v1/conversations/<uuid:public_id>/csat",
         satisfaction.conversation_csat,

@@ -33,7 +33,11 @@ def is_readable(conversation: Conversation, now: datetime | None = None) -> bool
 
 
 def public_messages(conversation: Conversation) -> list[Message]:
-    return list(conversation.messages.exclude(sender=Sender.NOTE).order_by("seq"))
+    return list(
+        conversation.messages.exclude(sender=Sender.NOTE)
+        .select_related("attachment", "conversation")
+        .order_by("seq")
+    )
 
 
 def speaker(message: Message) -> str:
@@ -60,7 +64,10 @@ def as_text(conversation: Conversation) -> str:
             lines.append(f"[{stamp}] -- {message.body} --")
         else:
             lines.append(f"[{stamp}] {speaker(message)}:")
-            lines.extend(f"  {line}" for line in message.body.splitlines() or [""])
+            lines.extend(f"  {line}" for line in message.body.splitlines())
+            attachment = getattr(message, "attachment", None)
+            if attachment is not None:
+                lines.append(f"  [Attached: {attachment.describe}]")
         lines.append("")
     return "\n".join(lines)
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import inbox_views, lookback, views
+from . import composer, inbox_views, lookback, saved_replies, views
 
 urlpatterns = [
     path("", views.queue, name="queue"),
@@ -21,6 +21,29 @@ urlpatterns = [
     path("history/", lookback.history, name="history"),
     path("history/<int:pk>/", lookback.transcript, name="transcript"),
     path("search/", lookback.search, name="search"),
+    path(
+        "conversations/<int:pk>/attachments",
+        composer.conversation_attachment,
+        name="conversation-attachments",
+    ),
+    path(
+        "conversations/<int:pk>/saved-replies",
+        composer.conversation_saved_replies,
+        name="conversation-saved-replies",
+    ),
+    path(
+        "conversations/<int:pk>/saved-replies/<int:reply_id>/fill",
+        composer.saved_reply_fill,
+        name="saved-reply-fill",
+    ),
+    path("files/<uuid:public_id>/", composer.agent_file, name="agent-file"),
+    path("saved-replies/", saved_replies.saved_reply_list, name="saved-replies"),
+    path("saved-replies/<int:reply_id>/", saved_replies.saved_reply_edit, name="saved-reply-edit"),
+    path(
+        "saved-replies/<int:reply_id>/delete",
+        saved_replies.saved_reply_delete,
+        name="saved-reply-delete",
+    ),
     path("presence", views.presence, name="presence"),
     path("alerts", views.alerts, name="alerts"),
 ]

@@ -16,9 +16,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from ..access import agents as rights
-from ..lifecycle import accept, endings
+from ..lifecycle import accept, endings, saved_replies
 from ..lifecycle.errors import HandoffError
-from ..lifecycle.messages import message_post
 from ..lifecycle.presence import (
     agent_profile_for_superuser,
     agent_set_alerts,
@@ -26,7 +25,7 @@ from ..lifecycle.presence import (
 )
 from ..lifecycle.reading import conversation_mark_read
 from ..models import Agent, Handoff, Sender, Status
-from ..pages import HtmxHttpRequest, flash
+from ..pages import HtmxHttpRequest, flash, form_id
 from ..search.past import customer_past
 from . import selectors
 from .forms import EndingForm
@@ -93,7 +92,13 @@ def handoff_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = _card_context(request, handoff)
     # After a hop, the chat so far is read here before accepting (it isn't on the card).
     context["chat_messages"] = (
-        list(handoff.conversation.messages.order_by("seq")) if handoff.conversation else []
+        list(
+            handoff.conversation.messages.select_related("attachment", "conversation").order_by(
+                "seq"
+            )
+        )
+        if handoff.conversation
+        else []
     )
     return render(request, "handoffs/desk/handoff.html", context)
 
@@ -130,7 +135,11 @@ def _conversation_context(
 ) -> dict:
     context = _card_context(request, handoff)
     conversation = handoff.conversation
-    messages_ = conversation.messages.order_by("seq") if conversation else None
+    messages_ = (
+        conversation.messages.select_related("attachment", "conversation").order_by("seq")
+        if conversation
+        else None
+    )
     if messages_ is not None and view.until_seq is not None:
         messages_ = messages_.filter(seq__lte=view.until_seq)
     transcript = list(messages_) if messages_ is not None else []
@@ -186,13 +195,17 @@ def conversation_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         reason = rights.why_not(request.agent, handoff) or "You don't own this conversation."
         return flash(request, reason, status=404)
     sender = Sender.NOTE if request.POST.get("note") else Sender.AGENT
+    refusal = saved_replies.refusal(request.POST.get("body"))
+    if refusal:  # a saved reply's variable left unfilled: never sent raw
+        return flash(request, refusal, status=400)
     try:
-        result = message_post(
+        result = saved_replies.message_post_counted(
             conversation=handoff.conversation,
             sender=sender,
             body=request.POST.get("body"),
             client_id=request.POST.get("client_id"),
             agent=request.agent,
+            reply_id=form_id(request.POST.get("saved_reply")),
         )
     except HandoffError as exc:
         return flash(request, exc.message, status=exc.status)

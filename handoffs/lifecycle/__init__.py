@@ -31,6 +31,11 @@ Opening hours (``hours``) mark what arrives while a team is closed and pause the
 timers; customer satisfaction (``satisfaction``) is asked on resolve and stored with the
 conversation and its last hop.
 
+A chat file is a message too (``attachments``: typed from its bytes, images re-encoded
+without EXIF, stored through Django's storage API with the message or not at all);
+saved replies (``saved_replies``) are filled on the server and counted per use, in the
+message's transaction.
+
 Modules import downward only (import-linter): ``timers`` | ``endings`` →
 ``satisfaction`` → ``accept`` → ``intake`` → ``messages`` → ``estimate`` | ``presence``
 | ``hours`` → ``errors``. The package may

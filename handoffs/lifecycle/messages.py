@@ -8,15 +8,20 @@ are queued in the same transaction and delivered after commit by ``delivery``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from ..access import links
 from ..delivery import outbox
 from ..models import (
     Agent,
+    Attachment,
     Bot,
     Channel,
     Conversation,
@@ -31,7 +36,14 @@ from ..realtime import broadcast
 from . import estimate, hours
 from .errors import BotMuted, ConversationClosed, HandoffError, HandoffNotFound
 
-MAX_MESSAGE_CHARS = 10_000
+MAX_MESSAGE_CHARS = 10_000  # the default of settings.MESSAGE_MAX_CHARS
+
+
+def max_message_chars() -> int:
+    """The longest message text accepted (``MESSAGE_MAX_CHARS``)."""
+    return int(getattr(settings, "MESSAGE_MAX_CHARS", MAX_MESSAGE_CHARS))
+
+
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 RATINGS = {"", "accurate", "missing_info", "unnecessary"}
 
@@ -87,12 +99,16 @@ def on_accepted(*, handoff: Handoff, agent: Agent, client_id: str = "") -> None:
 
 
 # ---------------------------------------------------------------- messages
-def _validate(body: Any, client_id: Any) -> tuple[str, str]:
-    if not isinstance(body, str) or not body.strip():
+def _validate(body: Any, client_id: Any, *, may_be_empty: bool = False) -> tuple[str, str]:
+    if may_be_empty and body is None:
+        body = ""
+    if not isinstance(body, str) or (not body.strip() and not may_be_empty):
         raise HandoffError("body is required and must be a non-empty string")
-    if len(body) > MAX_MESSAGE_CHARS:
+    limit = max_message_chars()
+    if len(body) > limit:
         raise HandoffError(
-            f"body is longer than {MAX_MESSAGE_CHARS} characters",
+            f"body is longer than {limit:,} characters ({len(body):,}); shorten it or "
+            "send it in parts",
             status=413,
             code="PAYLOAD_TOO_LARGE",
         )
@@ -128,6 +144,7 @@ def _post(
     author_name: str = "",
     checked: bool = False,
     out_of_hours: bool = False,
+    attach: Callable[[Message], Any] | None = None,
 ) -> PostResult:
     if not checked:
         existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
@@ -153,6 +170,8 @@ def _post(
         return PostResult(
             Message.objects.get(conversation=conversation, client_id=client_id), False
         )
+    if attach is not None:
+        attach(message)  # the message's file row, in this same transaction
     # The doorbell first: on-commit callbacks run in order, and the other side should
     # see the message before its memory copy is written.
     broadcast.message_posted_on_commit(message=message)
@@ -169,13 +188,17 @@ def message_post(
     client_id: Any,
     agent: Agent | None = None,
     bot: Bot | None = None,
+    attach: Callable[[Message], Any] | None = None,
 ) -> PostResult:
     """Store one chat message (or return the one already stored for ``client_id``).
+
+    ``attach`` (``lifecycle.attachments``) adds the message's file in the same
+    transaction; such a message's text (its caption) may be empty.
 
     Raises ConversationClosed, BotMuted (a bot speaking while a human owns the
     conversation), HandoffNotFound (an agent who doesn't own it), HandoffError.
     """
-    body, client_id = _validate(body, client_id)
+    body, client_id = _validate(body, client_id, may_be_empty=attach is not None)
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
@@ -223,6 +246,7 @@ def message_post(
             author_name=author_name,
             checked=True,  # no message with this client id, under the row lock
             out_of_hours=out_of_hours,
+            attach=attach,
         )
         if result.created and sender == Sender.AGENT and conversation.channel == Channel.API:
             _webhook(conversation, "message.created", {"message": message_json(result.message)})
@@ -246,7 +270,44 @@ def message_post(
     return result
 
 
+def message_attachment(message: Message) -> Any:
+    """The message's attachment, or None (one query unless already loaded)."""
+    try:
+        return message.attachment
+    except Message.attachment.RelatedObjectDoesNotExist:
+        return None
+
+
+def attachment_json(attachment: Attachment) -> dict[str, Any]:
+    """An attachment as the bot API shows it: a signed link valid for
+    ``ATTACHMENT_LINK_MAX_AGE`` seconds, and the key-authenticated route."""
+    base = settings.CONSOLE_PUBLIC_URL.rstrip("/")
+    pid = str(attachment.public_id)
+    return {
+        "id": pid,
+        "kind": attachment.kind,
+        "name": attachment.name,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "width": attachment.width,
+        "height": attachment.height,
+        "url": base + reverse("attachment-signed", args=[links.sign(pid)]),
+        "thumbnail_url": (
+            base + reverse("attachment-signed", args=[links.sign(pid, "thumb")])
+            if attachment.thumbnail
+            else None
+        ),
+        "url_expires_at": links.expires_at().isoformat(),
+        "api_url": base
+        + reverse(
+            "api-conversation-attachment",
+            args=[attachment.message.conversation.public_id, attachment.public_id],
+        ),
+    }
+
+
 def message_json(message: Message) -> dict[str, Any]:
+    attachment = message_attachment(message)
     return {
         "seq": message.seq,
         "client_id": message.client_id,
@@ -255,19 +316,34 @@ def message_json(message: Message) -> dict[str, Any]:
         "author_name": message.author_name,
         "body": message.body,
         "created_at": message.created_at.isoformat(),
+        "attachment": attachment_json(attachment) if attachment is not None else None,
     }
 
 
 def _remember(handoff: Handoff, message: Message) -> None:
     """Queue the memory copy of a chat message into the human's memory session."""
     role = {"customer": "user", "agent": "assistant", "note": "note"}[message.sender]
+    content = message.body
+    extra: dict[str, Any] = {}
+    attachment = message_attachment(message)
+    if attachment is not None:
+        # The memory says what was attached (never the bytes): the next agent, bot or
+        # human, recalls "sent invoice.pdf (PDF document, 120 KB)".
+        said = f"[Attached: {attachment.describe}]"
+        content = f"{message.body}\n{said}" if message.body else said
+        extra["attachment"] = {
+            "id": str(attachment.public_id),
+            "name": attachment.name,
+            "content_type": attachment.content_type,
+            "size": attachment.size,
+        }
     MemoryWrite.objects.create(
         conversation=message.conversation,
         handoff=handoff,
         operation="store",
         payload={
             "agent_id": handoff.customer,
-            "content": message.body,
+            "content": content,
             "memory_type": "episodic",
             "importance": 0.6,
             "tags": [role, "console"],
@@ -278,6 +354,7 @@ def _remember(handoff: Handoff, message: Message) -> None:
                 "conversation_id": str(message.conversation.public_id),
                 "seq": message.seq,
                 "client_id": message.client_id,
+                **extra,
             },
         },
     )

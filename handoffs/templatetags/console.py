@@ -127,3 +127,72 @@ def agent_label(value: str) -> str:
 
     agent = Agent.objects.select_related("user").filter(user__username=value[6:]).first()
     return agent.display_name if agent else value[6:]
+
+
+@register.filter(is_safe=True)
+def chat_text(value) -> str:
+    """A chat message's text as HTML: escaped, URLs as safe links, line breaks kept.
+
+    Django's ``urlize`` escapes everything that isn't a link and links ``http(s)://`` and
+    ``www.`` addresses; nh3 (the Ammonia sanitiser) then keeps only ``<a href>`` with an
+    http/https URL and ``<br>``, opens links in a new tab and sets
+    ``rel="noopener noreferrer nofollow"``. User HTML is never rendered: it was escaped
+    before any of this, so ``<b>`` shows as text."""
+    import nh3
+    from django.utils.html import urlize
+    from django.utils.safestring import mark_safe
+
+    html = urlize(str(value or ""), nofollow=False, autoescape=True)
+    html = html.replace("\r\n", "\n").replace("\n", "<br>")
+    cleaned = nh3.clean(
+        html,
+        tags={"a", "br"},
+        attributes={"a": {"href"}},
+        url_schemes={"http", "https"},
+        link_rel="noopener noreferrer nofollow",
+        set_tag_attribute_values={"a": {"target": "_blank"}},
+    )
+    return mark_safe(cleaned)  # noqa: S308 - built from escaped text, then sanitised
+
+
+@register.filter
+def attachment_of(message):
+    """The message's attachment or None (no exception for a message without one)."""
+    from handoffs.models import Message
+
+    try:
+        return message.attachment
+    except (Message.attachment.RelatedObjectDoesNotExist, AttributeError):
+        return None
+
+
+@register.simple_tag
+def attachment_url(message, audience: str, variant: str = "file") -> str:
+    """Where this audience fetches the file: the customer through their link's
+    rights-checking view, people through the session's (``desk.composer``)."""
+    from django.urls import reverse
+
+    attachment = attachment_of(message)
+    if attachment is None:
+        return ""
+    name = "customer-file" if audience == "customer" else "agent-file"
+    if audience == "customer":
+        args = [message.conversation.token, attachment.public_id]
+    else:
+        args = [attachment.public_id]
+    url = reverse(name, args=args)
+    return f"{url}?v=thumb" if variant == "thumb" else url
+
+
+@register.simple_tag
+def message_max_chars() -> int:
+    from handoffs.lifecycle.messages import max_message_chars
+
+    return max_message_chars()
+
+
+@register.simple_tag
+def attachment_max_bytes() -> int:
+    from django.conf import settings
+
+    return int(settings.ATTACHMENT_MAX_BYTES)

@@ -89,7 +89,8 @@
     const box = $("#pending");
     if (!box) return;
     const stored = new Set($all("#messages > .msg").map(function (el) { return el.dataset.clientId; }));
-    box.textContent = "";
+    // Only the text bubbles are this outbox's: uploads in flight (composer.js) stay.
+    $all(":scope > .msg:not(.upload-pending)", box).forEach(function (el) { el.remove(); });
     this.load().forEach(function (item) {
       if (stored.has(item.client_id)) return;
       const el = document.createElement("div");
@@ -109,6 +110,7 @@
     const data = new URLSearchParams();
     data.set("body", item.body); data.set("client_id", item.client_id);
     if (item.note) data.set("note", "1");
+    if (item.saved_reply) data.set("saved_reply", item.saved_reply);
     const token = $("input[name=csrfmiddlewaretoken]", this.form);
     this.sending = true;
     fetch(this.form.action, {
@@ -124,6 +126,10 @@
       if (r.response.ok) {
         const list = $("#messages");
         if (list) { list.insertAdjacentHTML("beforeend", r.html); orderMessages(); }
+      } else if (window.chatComposer) {
+        // Refused (too long, closed, a variable left unfilled): the text goes back into
+        // the composer, never thrown away, and the reason shows beside it.
+        window.chatComposer.refused(item, r.html);
       } else {
         const flash = $("#flash") || $("#pending");
         if (flash) flash.insertAdjacentHTML("beforeend", r.html);
@@ -142,6 +148,9 @@
     const list = $("#messages");
     if (list && inPlace()) stuck = atBottom(list);
   });
+  window.chatOrderMessages = orderMessages;
+  window.chatNewId = newId;
+
   document.addEventListener("htmx:wsOpen", function (evt) {
     if (evt.target && evt.target.id === "inbox-socket") return;
     socket = evt.detail.socketWrapper;
@@ -203,7 +212,10 @@
       const body = textarea.value.trim();
       if (!body) return;
       const note = $("input[name=note]", form);
-      outbox.add({ client_id: newId(), body: body, note: !!(note && note.checked) });
+      outbox.add({
+        client_id: newId(), body: body, note: !!(note && note.checked),
+        saved_reply: form.dataset.savedReply || "",
+      });
       textarea.value = "";
       if (note) note.checked = false;
     });

@@ -109,13 +109,14 @@ def test_second_device_sees_the_whole_conversation(
     )
     assert seqs(laptop) == seqs(phone) == [1, 2, 3, 5, 6, 7, 8]
 
-    # A message the server refuses is explained, not silently dropped.
+    # A message over the limit is explained beside the composer and its text kept
+    # (issue 17: it used to be thrown away under an error pinned at the top).
     phone.fill("#message-body", "x" * 10_001)
     phone.locator("#composer").get_by_role("button", name="Send").click()
-    expect(phone.locator("#flash [role=alert]")).to_have_text(
-        "body is longer than 10000 characters"
-    )
+    expect(phone.locator("#composer-error")).to_contain_text("1 character over the limit of 10,000")
+    expect(phone.locator("#message-body")).to_have_value("x" * 10_001)
     expect(phone.locator("#pending > .msg")).to_have_count(0)
+    phone.fill("#message-body", "")
 
     # Alice resolves: both devices are told, stop chatting and stop reconnecting, and
     # the link shows the transcript read-only (no composer).
