@@ -17,11 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Max
+from django.db.models import F, Max, Q, Window
+from django.db.models.functions import RowNumber
 from django.template.loader import render_to_string
 
+from ..lifecycle.estimate import sentiment_from_score
 from ..models import Agent, Handoff, Message, ReadMark, Sender, Status
-from .selectors import sentiment_trend
+from ..realtime import broadcast
 
 
 @dataclass
@@ -46,27 +48,76 @@ def open_hops(agent: Agent) -> list[Handoff]:
 
 
 def inbox_for_agent(*, agent: Agent) -> list[InboxRow]:
-    """The agent's open conversations, the longest-waiting customer first."""
+    """The agent's open conversations, the longest-waiting customer first.
+
+    A fixed number of queries however many conversations the agent holds (this runs
+    after every message of theirs, for the badge pushed to their sockets)."""
     hops = open_hops(agent)
+    if not hops:
+        return []
+    hop_ids = [h.pk for h in hops]
+    conversation_ids = [h.conversation_id for h in hops]
     marks = dict(
-        ReadMark.objects.filter(
-            agent=agent, conversation_id__in=[h.conversation_id for h in hops]
-        ).values_list("conversation_id", "last_read_seq")
+        ReadMark.objects.filter(agent=agent, conversation_id__in=conversation_ids).values_list(
+            "conversation_id", "last_read_seq"
+        )
     )
+    # The agent's last reply on each hop, and each conversation's last message.
+    replied = dict(
+        Message.objects.filter(handoff_id__in=hop_ids, sender=Sender.AGENT)
+        .values("handoff_id")
+        .annotate(seq=Max("seq"))
+        .values_list("handoff_id", "seq")
+    )
+    last_seqs = (
+        Message.objects.filter(conversation_id__in=conversation_ids)
+        .exclude(sender=Sender.SYSTEM)
+        .values("conversation_id")
+        .annotate(seq=Max("seq"))
+        .values_list("conversation_id", "seq")
+    )
+    last_filter = Q(pk__in=[])
+    for conversation_id, seq in last_seqs:
+        last_filter |= Q(conversation_id=conversation_id, seq=seq)
+    last = {m.conversation_id: m for m in Message.objects.filter(last_filter)}
+    # Customer messages that are unread or unanswered (both usually few).
+    pending_filter = Q(pk__in=[])
+    for hop in hops:
+        since = min(marks.get(hop.conversation_id, 0), replied.get(hop.pk, 0))
+        pending_filter |= Q(handoff_id=hop.pk, seq__gt=since)
+    pending: dict[int, list[tuple[int, datetime]]] = {}
+    for handoff_id, seq, created_at in (
+        Message.objects.filter(pending_filter, sender=Sender.CUSTOMER)
+        .order_by("seq")
+        .values_list("handoff_id", "seq", "created_at")
+    ):
+        pending.setdefault(handoff_id, []).append((seq, created_at))
+    # The customer's mood now: the mean of their last three scored messages on the hop.
+    scores: dict[int, list[float]] = {}
+    for handoff_id, score in (
+        Message.objects.filter(
+            handoff_id__in=hop_ids, sender=Sender.CUSTOMER, sentiment_score__isnull=False
+        )
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("handoff_id")], order_by=F("seq").desc())
+        )
+        .filter(rank__lte=3)
+        .values_list("handoff_id", "sentiment_score")
+    ):
+        scores.setdefault(handoff_id, []).append(score)
+
     rows = []
     for hop in hops:
-        messages = Message.objects.filter(conversation_id=hop.conversation_id)
-        last = messages.exclude(sender=Sender.SYSTEM).order_by("-seq").first()
-        customer = messages.filter(handoff=hop, sender=Sender.CUSTOMER)
-        replied = messages.filter(handoff=hop, sender=Sender.AGENT).aggregate(s=Max("seq"))["s"]
-        if replied is None:
+        mine = pending.get(hop.pk, [])
+        mark = marks.get(hop.conversation_id, 0)
+        if hop.pk not in replied:
             waiting = hop.waiting_since or hop.created_at
         else:
-            first = customer.filter(seq__gt=replied).order_by("seq").first()
-            waiting = first.created_at if first else None
-        unread = customer.filter(seq__gt=marks.get(hop.conversation_id, 0)).count()
-        now = sentiment_trend(hop.conversation, hop)["now"]
-        rows.append(InboxRow(hop, last, unread, waiting, now))
+            waiting = next((at for seq, at in mine if seq > replied[hop.pk]), None)
+        unread = sum(1 for seq, _ in mine if seq > mark)
+        hop_scores = scores.get(hop.pk)
+        now = sentiment_from_score(sum(hop_scores) / len(hop_scores)) if hop_scores else None
+        rows.append(InboxRow(hop, last.get(hop.conversation_id), unread, waiting, now))
     waiting_rows = sorted(
         (r for r in rows if r.waiting_since), key=lambda r: (r.waiting_since, r.handoff.pk)
     )
@@ -113,5 +164,6 @@ def render_frames(user_ids: list[int], message: Message | None) -> list[tuple[in
         badge = render_to_string(
             "handoffs/desk/_inbox_badge.html", {**badge_context(rows, alert), "oob": True}
         )
-        frames.append((agent.user_id, badge, render_rows(agent, rows=rows)))
+        wanted = broadcast.inbox_pages_open(agent.user_id)
+        frames.append((agent.user_id, badge, render_rows(agent, rows=rows) if wanted else ""))
     return frames

@@ -101,8 +101,14 @@ def test_unread_waiting_and_order(alice):
     assert rows[quiet.pk].sentiment_now == "angry"
 
 
+@pytest.mark.usefixtures("fresh_socket_counts")
 def test_reading_pushes_the_badge_to_every_socket_of_the_agent(alice, bob, sent):
     hop = accepted(alice, customer_name="Ann")
+    say(hop, Sender.CUSTOMER, "Before her inbox page is open")
+    assert not [e for _, e in sent if e["type"] == "inbox.rows"]  # rows only for a page
+    assert [e for _, e in sent if e["type"] == "inbox.update"]  # the badge always
+    broadcast.inbox_page_opened(alice.user_id, 1)
+    conversation_mark_read(agent=alice, conversation_id=hop.conversation_id)
     sent.clear()
     say(hop, Sender.CUSTOMER, "Still there?")
     frames = [(g, e) for g, e in sent if e["type"].startswith("inbox.")]
@@ -127,7 +133,9 @@ def test_reading_pushes_the_badge_to_every_socket_of_the_agent(alice, bob, sent)
     )
 
 
+@pytest.mark.usefixtures("fresh_socket_counts")
 def test_hostile_customer_text_is_escaped_in_the_badge_and_rows(alice, sent):
+    broadcast.inbox_page_opened(alice.user_id, 1)
     hop = accepted(alice, customer_name='<img src=x onerror="alert(1)">')
     say(hop, Sender.CUSTOMER, '"><script>alert(2)</script>')
     html = " ".join(e["html"] for _, e in sent if e["type"].startswith("inbox."))
