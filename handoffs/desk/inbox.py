@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import F, Max, Q, Window
-from django.db.models.functions import RowNumber
+from django.db.models import F, Max, OuterRef, Q, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.template.loader import render_to_string
 
 from ..lifecycle.estimate import sentiment_from_score
@@ -127,23 +127,122 @@ def inbox_for_agent(*, agent: Agent) -> list[InboxRow]:
     return waiting_rows + answered
 
 
-def badge_context(rows: list[InboxRow], alert: Message | None = None) -> dict:
-    unread = sum(1 for r in rows if r.unread)
+@dataclass(frozen=True)
+class BadgeEntry:
+    """What the nav badge needs of one conversation (``badge_entries``)."""
+
+    handoff_id: int
+    conversation_id: int
+    customer: str
+    unread: bool
+
+
+def _entry(row: InboxRow) -> BadgeEntry:
+    hop = row.handoff
+    return BadgeEntry(
+        hop.pk, hop.conversation_id, hop.customer_name or hop.customer, bool(row.unread)
+    )
+
+
+def badge_entries(*, agent: Agent) -> list[BadgeEntry]:
+    """The badge's view of the inbox in one query: which conversations have unread
+    customer messages, in inbox order (the same rules as ``inbox_for_agent``, which the
+    tests hold it to). Runs after every message of the agent's conversations."""
+    messages = Message.objects.filter(handoff_id=OuterRef("pk"))
+    hops = (
+        Handoff.objects.filter(
+            accepted_by=agent, status=Status.ACCEPTED, conversation__isnull=False
+        )
+        .annotate(
+            mark=Coalesce(
+                Subquery(
+                    ReadMark.objects.filter(
+                        agent=agent, conversation_id=OuterRef("conversation_id")
+                    ).values("last_read_seq")[:1]
+                ),
+                0,
+            ),
+            replied=Subquery(
+                messages.filter(sender=Sender.AGENT).order_by("-seq").values("seq")[:1]
+            ),
+            last_customer=Subquery(
+                messages.filter(sender=Sender.CUSTOMER).order_by("-seq").values("seq")[:1]
+            ),
+            first_unanswered=Subquery(
+                messages.filter(sender=Sender.CUSTOMER, seq__gt=Coalesce(OuterRef("replied"), 0))
+                .order_by("seq")
+                .values("created_at")[:1]
+            ),
+            last_at=Subquery(
+                Message.objects.filter(conversation_id=OuterRef("conversation_id"))
+                .exclude(sender=Sender.SYSTEM)
+                .order_by("-seq")
+                .values("created_at")[:1]
+            ),
+        )
+        .values_list(
+            "pk",
+            "conversation_id",
+            "customer_name",
+            "customer",
+            "mark",
+            "replied",
+            "last_customer",
+            "first_unanswered",
+            "last_at",
+            "waiting_since",
+            "created_at",
+        )
+    )
+    waiting, answered = [], []
+    for (
+        pk,
+        conversation_id,
+        name,
+        customer,
+        mark,
+        replied,
+        last_customer,
+        first_unanswered,
+        last_at,
+        waiting_since,
+        created_at,
+    ) in hops:
+        entry = BadgeEntry(
+            pk, conversation_id, name or customer, (last_customer or 0) > (mark or 0)
+        )
+        since = (waiting_since or created_at) if replied is None else first_unanswered
+        if since is not None:
+            waiting.append(((since, pk), entry))
+        else:
+            answered.append((last_at or created_at, entry))
+    waiting.sort(key=lambda item: item[0])
+    answered.sort(key=lambda item: item[0], reverse=True)
+    return [e for _, e in waiting] + [e for _, e in answered]
+
+
+def badge_context(entries: list[BadgeEntry], alert: Message | None = None) -> dict:
     context = {
-        "unread_conversations": unread,
-        "inbox_order": " ".join(str(r.handoff.pk) for r in rows),
+        "unread_conversations": sum(1 for e in entries if e.unread),
+        "inbox_order": " ".join(str(e.handoff_id) for e in entries),
         "alert": None,
     }
     if alert is not None:
-        row = next((r for r in rows if r.handoff.conversation_id == alert.conversation_id), None)
-        if row is not None and row.unread:
-            context["alert"] = {"message": alert, "handoff": row.handoff}
+        entry = next((e for e in entries if e.conversation_id == alert.conversation_id), None)
+        if entry is not None and entry.unread:
+            context["alert"] = {
+                "message": alert,
+                "handoff_id": entry.handoff_id,
+                "customer": entry.customer,
+            }
     return context
 
 
-def render_badge(agent: Agent, *, rows: list[InboxRow] | None = None) -> str:
-    rows = inbox_for_agent(agent=agent) if rows is None else rows
-    return render_to_string("handoffs/desk/_inbox_badge.html", {**badge_context(rows), "oob": True})
+def render_badge(agent: Agent) -> str:
+    return render_to_string(
+        "handoffs/desk/_inbox_badge.html",
+        {**badge_context(badge_entries(agent=agent)), "oob": True},
+    )
 
 
 def render_rows(agent: Agent, *, rows: list[InboxRow] | None = None) -> str:
@@ -156,14 +255,19 @@ def render_rows(agent: Agent, *, rows: list[InboxRow] | None = None) -> str:
 
 def render_frames(user_ids: list[int], message: Message | None) -> list[tuple[int, str, str]]:
     """(user id, badge html, rows html) for each agent among ``user_ids``; the badge
-    carries the alert for ``message`` (a customer message) if it is unread for them."""
+    carries the alert for ``message`` (a customer message) if it is unread for them.
+    The rows are rendered only while the agent has an inbox page open."""
     frames = []
-    for agent in Agent.objects.select_related("user").filter(user_id__in=set(user_ids)):
-        rows = inbox_for_agent(agent=agent)
-        alert = message if message is not None and message.sender == Sender.CUSTOMER else None
+    alert = message if message is not None and message.sender == Sender.CUSTOMER else None
+    for agent in Agent.objects.filter(user_id__in=set(user_ids)).only("pk", "user_id"):
+        if broadcast.inbox_pages_open(agent.user_id):
+            rows = inbox_for_agent(agent=agent)
+            entries = [_entry(r) for r in rows]
+            rows_html = render_rows(agent, rows=rows)
+        else:
+            entries, rows_html = badge_entries(agent=agent), ""
         badge = render_to_string(
-            "handoffs/desk/_inbox_badge.html", {**badge_context(rows, alert), "oob": True}
+            "handoffs/desk/_inbox_badge.html", {**badge_context(entries, alert), "oob": True}
         )
-        wanted = broadcast.inbox_pages_open(agent.user_id)
-        frames.append((agent.user_id, badge, render_rows(agent, rows=rows) if wanted else ""))
+        frames.append((agent.user_id, badge, rows_html))
     return frames
