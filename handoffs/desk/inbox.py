@@ -144,21 +144,21 @@ def _entry(row: InboxRow) -> BadgeEntry:
     )
 
 
-def badge_entries(*, agent: Agent) -> list[BadgeEntry]:
+def badge_entries(*, agent: Agent | None = None, user_id: int | None = None) -> list[BadgeEntry]:
     """The badge's view of the inbox in one query: which conversations have unread
     customer messages, in inbox order (the same rules as ``inbox_for_agent``, which the
     tests hold it to). Runs after every message of the agent's conversations."""
     messages = Message.objects.filter(handoff_id=OuterRef("pk"))
+    owner = Q(accepted_by=agent) if agent is not None else Q(accepted_by__user_id=user_id)
+    marks = ReadMark.objects.filter(agent_id=OuterRef("accepted_by_id"))
     hops = (
-        Handoff.objects.filter(
-            accepted_by=agent, status=Status.ACCEPTED, conversation__isnull=False
-        )
+        Handoff.objects.filter(owner, status=Status.ACCEPTED, conversation__isnull=False)
         .annotate(
             mark=Coalesce(
                 Subquery(
-                    ReadMark.objects.filter(
-                        agent=agent, conversation_id=OuterRef("conversation_id")
-                    ).values("last_read_seq")[:1]
+                    marks.filter(conversation_id=OuterRef("conversation_id")).values(
+                        "last_read_seq"
+                    )[:1]
                 ),
                 0,
             ),
@@ -259,15 +259,18 @@ def render_frames(user_ids: list[int], message: Message | None) -> list[tuple[in
     The rows are rendered only while the agent has an inbox page open."""
     frames = []
     alert = message if message is not None and message.sender == Sender.CUSTOMER else None
-    for agent in Agent.objects.filter(user_id__in=set(user_ids)).only("pk", "user_id"):
-        if broadcast.inbox_pages_open(agent.user_id):
+    for user_id in sorted(set(user_ids)):
+        agent = None
+        if broadcast.inbox_pages_open(user_id):
+            agent = Agent.objects.filter(user_id=user_id).first()
+        if agent is not None:
             rows = inbox_for_agent(agent=agent)
             entries = [_entry(r) for r in rows]
             rows_html = render_rows(agent, rows=rows)
-        else:
-            entries, rows_html = badge_entries(agent=agent), ""
+        else:  # the common case: one query, no agent row
+            entries, rows_html = badge_entries(user_id=user_id), ""
         badge = render_to_string(
             "handoffs/desk/_inbox_badge.html", {**badge_context(entries, alert), "oob": True}
         )
-        frames.append((agent.user_id, badge, rows_html))
+        frames.append((user_id, badge, rows_html))
     return frames

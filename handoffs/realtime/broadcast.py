@@ -205,8 +205,12 @@ def publish_message(message: Message) -> None:
         )
         send(customer_group(conversation_id), {"type": "chat.message", "html": customer_html})
     # The owner's inbox: preview, unread count, who waits; a customer message alerts.
-    from ..models import Handoff, Status
+    # A message posted while its hop waits (or is closed) has no owner to tell.
+    from ..models import Handoff, Message, Status
 
+    hop = message.handoff if Message.handoff.is_cached(message) else None
+    if hop is not None and hop.status != Status.ACCEPTED:
+        return
     owners = Handoff.objects.filter(
         conversation_id=conversation_id, status=Status.ACCEPTED, accepted_by__isnull=False
     ).values_list("accepted_by__user_id", flat=True)
