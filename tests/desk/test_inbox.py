@@ -231,6 +231,7 @@ async def test_the_inbox_socket_and_the_badge_on_other_sockets(alice, bob):
         socket("/ws/inbox/", client=alice_client) as rows_ws,
         socket("/ws/queue/", client=alice_client) as queue_ws,
         socket("/ws/inbox/?badge", client=bob_client) as bob_ws,
+        socket("/ws/inbox/?badge", client=alice_client) as report_ws,
         socket("/ws/inbox/") as anonymous,
     ):
         assert (await rows_ws.connect(timeout=3))[0]
@@ -241,6 +242,8 @@ async def test_the_inbox_socket_and_the_badge_on_other_sockets(alice, bob):
         assert (await bob_ws.connect(timeout=3))[0]
         bob_snapshot = await bob_ws.receive_from(timeout=3)
         assert "inbox-rows" not in bob_snapshot and 'data-count="0"' in bob_snapshot
+        assert (await report_ws.connect(timeout=3))[0]  # a page with no socket of its own
+        assert "inbox-rows" not in await report_ws.receive_from(timeout=3)
         connected, code = await anonymous.connect(timeout=3)
         assert not connected and code == 4401
 
@@ -249,4 +252,7 @@ async def test_the_inbox_socket_and_the_badge_on_other_sockets(alice, bob):
         assert 'data-count="1"' in badge and f'data-alert-handoff="{hop.pk}"' in badge
         frames = [await rows_ws.receive_from(timeout=3), await rows_ws.receive_from(timeout=3)]
         assert any("Are you there?" in f and 'id="inbox-rows"' in f for f in frames)
+        report_badge = await report_ws.receive_from(timeout=3)
+        assert 'data-count="1"' in report_badge and "inbox-rows" not in report_badge
+        assert await report_ws.receive_nothing(timeout=0.3)  # no rows for a badge socket
         assert await bob_ws.receive_nothing(timeout=0.3)
