@@ -307,6 +307,19 @@ class InboxConsumer(AgentConsumer):
     async def groups_for(self, agent: Agent) -> list[str]:
         return [broadcast.inbox_group(agent.user_id)] if self.wants_rows() else []
 
+    counted = False
+
     @database_sync_to_async
     def snapshot(self, agent: Agent) -> str:
-        return inbox.render_rows(agent) if self.wants_rows() else ""
+        if not self.wants_rows():
+            return ""
+        if not self.counted:  # rows are rendered for pushes only while a page is open
+            self.counted = True
+            broadcast.inbox_page_opened(agent.user_id, 1)
+        return inbox.render_rows(agent)
+
+    async def disconnect(self, code: int) -> None:
+        if self.counted and self.agent is not None:
+            self.counted = False
+            await database_sync_to_async(broadcast.inbox_page_opened)(self.agent.user_id, -1)
+        await super().disconnect(code)

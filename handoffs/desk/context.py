@@ -17,6 +17,6 @@ def console(request) -> dict[str, Any]:
         return {}
     return {
         "inbox_badge": SimpleLazyObject(
-            lambda: inbox.badge_context(inbox.inbox_for_agent(agent=agent))
+            lambda: inbox.badge_context(inbox.badge_entries(agent=agent))
         )
     }

@@ -205,8 +205,12 @@ def publish_message(message: Message) -> None:
         )
         send(customer_group(conversation_id), {"type": "chat.message", "html": customer_html})
     # The owner's inbox: preview, unread count, who waits; a customer message alerts.
-    from ..models import Handoff, Status
+    # A message posted while its hop waits (or is closed) has no owner to tell.
+    from ..models import Handoff, Message, Status
 
+    hop = message.handoff if Message.handoff.is_cached(message) else None
+    if hop is not None and hop.status != Status.ACCEPTED:
+        return
     owners = Handoff.objects.filter(
         conversation_id=conversation_id, status=Status.ACCEPTED, accepted_by__isnull=False
     ).values_list("accepted_by__user_id", flat=True)
@@ -435,7 +439,8 @@ def csat_recorded_on_commit(*, conversation_id: int) -> None:
 # ---------------------------------------------------------------- the agents' inboxes
 # What an inbox shows is the desk's business; it registers the renderer at start-up
 # (``HandoffsConfig.ready``). It takes user ids and the message that rang (if any) and
-# returns (user id, nav badge html, inbox rows html) for each agent among them.
+# returns (user id, nav badge html, inbox rows html) for each agent among them (rows
+# "" while the agent has no inbox page open: ``inbox_pages_open``).
 _inbox_renderer: Callable[..., list[tuple[int, str, str]]] | None = None
 
 
@@ -443,6 +448,29 @@ def register_inbox_renderer(render: Callable[..., list[tuple[int, str, str]]]) -
     """Set the function that renders an agent's nav badge and inbox rows."""
     global _inbox_renderer
     _inbox_renderer = render
+
+
+INBOX_PAGES = "inbox:pages:{}"
+
+
+def inbox_page_opened(user_id: int, delta: int) -> None:
+    """Count the open inbox pages of one agent (all processes, via the shared cache): the
+    rows are only rendered while one is open; the badge always is."""
+    from django.core.cache import cache
+
+    key = INBOX_PAGES.format(user_id)
+    cache.add(key, 0, None)
+    try:
+        if cache.incr(key, delta) <= 0:
+            cache.delete(key)
+    except ValueError:
+        pass
+
+
+def inbox_pages_open(user_id: int) -> bool:
+    from django.core.cache import cache
+
+    return cache.get(INBOX_PAGES.format(user_id), 0) > 0
 
 
 def publish_inbox(user_ids: list[int], *, message: Message | None = None) -> None:
@@ -458,7 +486,8 @@ def publish_inbox(user_ids: list[int], *, message: Message | None = None) -> Non
         return
     for user_id, badge_html, rows_html in frames:
         send(user_group(user_id), {"type": "inbox.update", "html": badge_html})
-        send(inbox_group(user_id), {"type": "inbox.rows", "html": rows_html})
+        if rows_html:
+            send(inbox_group(user_id), {"type": "inbox.rows", "html": rows_html})
 
 
 def inbox_changed_on_commit(*, user_ids: list[int]) -> None:

@@ -48,6 +48,14 @@ def accepted(agent, **fields) -> Handoff:
     return Handoff.objects.select_related("conversation").get(pk=hop.pk)
 
 
+def badge_of(agent, rows: list[inbox.InboxRow]) -> dict:
+    """The badge's one-query reading of the inbox, held to the full inbox's rules."""
+    entries = inbox.badge_entries(agent=agent)
+    assert [e.handoff_id for e in entries] == [r.handoff.pk for r in rows]
+    assert [e.unread for e in entries] == [bool(r.unread) for r in rows]
+    return inbox.badge_context(entries)
+
+
 @pytest.fixture
 def alice(teams, make_agent):
     return make_agent("alice", teams=[teams["billing-specialist"]], capacity=5)
@@ -82,7 +90,7 @@ def test_unread_waiting_and_order(alice):
     assert by_pk[newer.pk].last_message.body == "Please answer!"
     assert by_pk[quiet.pk].waiting_since == now - timedelta(minutes=3)
     assert by_pk[answered.pk].waiting_since is None
-    assert inbox.badge_context(rows)["unread_conversations"] == 2
+    assert badge_of(alice, rows)["unread_conversations"] == 2
     assert by_pk[quiet.pk].sentiment_now is None  # Ben hasn't written
 
     # Read marks: up to a seq, never backwards, never past the last message.
@@ -94,15 +102,22 @@ def test_unread_waiting_and_order(alice):
     assert mark.last_read_seq == newer.conversation.messages.order_by("-seq").first().seq
     rows = inbox.inbox_for_agent(agent=alice)
     assert {r.handoff.pk: r.unread for r in rows}[newer.pk] == 0
-    assert inbox.badge_context(rows)["unread_conversations"] == 1
+    assert badge_of(alice, rows)["unread_conversations"] == 1
     # The mood now, from what the customer wrote on this hop.
     say(quiet, Sender.CUSTOMER, "This is awful. I am furious, I hate this, worst service ever!")
-    rows = {r.handoff.pk: r for r in inbox.inbox_for_agent(agent=alice)}
-    assert rows[quiet.pk].sentiment_now == "angry"
+    rows = inbox.inbox_for_agent(agent=alice)
+    assert {r.handoff.pk: r for r in rows}[quiet.pk].sentiment_now == "angry"
+    badge_of(alice, rows)  # the badge still agrees with the inbox
 
 
+@pytest.mark.usefixtures("fresh_socket_counts")
 def test_reading_pushes_the_badge_to_every_socket_of_the_agent(alice, bob, sent):
     hop = accepted(alice, customer_name="Ann")
+    say(hop, Sender.CUSTOMER, "Before her inbox page is open")
+    assert not [e for _, e in sent if e["type"] == "inbox.rows"]  # rows only for a page
+    assert [e for _, e in sent if e["type"] == "inbox.update"]  # the badge always
+    broadcast.inbox_page_opened(alice.user_id, 1)
+    conversation_mark_read(agent=alice, conversation_id=hop.conversation_id)
     sent.clear()
     say(hop, Sender.CUSTOMER, "Still there?")
     frames = [(g, e) for g, e in sent if e["type"].startswith("inbox.")]
@@ -127,7 +142,9 @@ def test_reading_pushes_the_badge_to_every_socket_of_the_agent(alice, bob, sent)
     )
 
 
+@pytest.mark.usefixtures("fresh_socket_counts")
 def test_hostile_customer_text_is_escaped_in_the_badge_and_rows(alice, sent):
+    broadcast.inbox_page_opened(alice.user_id, 1)
     hop = accepted(alice, customer_name='<img src=x onerror="alert(1)">')
     say(hop, Sender.CUSTOMER, '"><script>alert(2)</script>')
     html = " ".join(e["html"] for _, e in sent if e["type"].startswith("inbox."))
@@ -214,6 +231,7 @@ async def test_the_inbox_socket_and_the_badge_on_other_sockets(alice, bob):
         socket("/ws/inbox/", client=alice_client) as rows_ws,
         socket("/ws/queue/", client=alice_client) as queue_ws,
         socket("/ws/inbox/?badge", client=bob_client) as bob_ws,
+        socket("/ws/inbox/?badge", client=alice_client) as report_ws,
         socket("/ws/inbox/") as anonymous,
     ):
         assert (await rows_ws.connect(timeout=3))[0]
@@ -224,6 +242,8 @@ async def test_the_inbox_socket_and_the_badge_on_other_sockets(alice, bob):
         assert (await bob_ws.connect(timeout=3))[0]
         bob_snapshot = await bob_ws.receive_from(timeout=3)
         assert "inbox-rows" not in bob_snapshot and 'data-count="0"' in bob_snapshot
+        assert (await report_ws.connect(timeout=3))[0]  # a page with no socket of its own
+        assert "inbox-rows" not in await report_ws.receive_from(timeout=3)
         connected, code = await anonymous.connect(timeout=3)
         assert not connected and code == 4401
 
@@ -232,4 +252,7 @@ async def test_the_inbox_socket_and_the_badge_on_other_sockets(alice, bob):
         assert 'data-count="1"' in badge and f'data-alert-handoff="{hop.pk}"' in badge
         frames = [await rows_ws.receive_from(timeout=3), await rows_ws.receive_from(timeout=3)]
         assert any("Are you there?" in f and 'id="inbox-rows"' in f for f in frames)
+        report_badge = await report_ws.receive_from(timeout=3)
+        assert 'data-count="1"' in report_badge and "inbox-rows" not in report_badge
+        assert await report_ws.receive_nothing(timeout=0.3)  # no rows for a badge socket
         assert await bob_ws.receive_nothing(timeout=0.3)
