@@ -133,6 +133,9 @@ def test_after_a_transfer_the_former_team_finds_nothing_written_later(people):
     assert all(hit.target.url == f"/conversations/{nxt.pk}/" for hit in tina.messages)
     # The transfer note is the next hop's summary: tech's (and the owner's) to find.
     assert len(found(people["tina"], "needs tech walrus").summaries) >= 1
+    # The bot's summary of alice's (closed) hop opens that hop's card in its transcript.
+    card = found(people["dan"], "charged twice").summaries
+    assert [h.target.url for h in card] == [f"/history/{hop.pk}/#hop-{hop.pk}"]
     assert len(found(people["sam"], "narwhal").messages) == 2
 
 
