@@ -20,6 +20,13 @@ The rules (the README's "Security model" has them as a table):
   nothing written afterwards, by anyone, reaches them, notes included. An agent a
   supervisor moved a conversation away from keeps nothing of it; nor does an agent who
   merely saw the card.
+- **History** (``history_filter``, ``transcript_view``): an agent reads, read-only, the
+  closed hops of the teams they serve and the hops they closed themselves, each up to the
+  moment it closed (``handover_seq``); supervisors every closed hop, whole.
+- **Search and the customer's past** (``search_filters``): what an agent may find is their
+  history, the conversations they hold and the cards in their queue (the latter two read
+  whole); the rules go into the search's SQL as compiled ``Q`` conditions
+  (``handoffs.search.index``), plus ``HANDOVER_SEQ_SQL`` for the horizon.
 """
 
 from __future__ import annotations

@@ -280,7 +280,14 @@ def search_for_agent(*, agent: Agent, query: str) -> SearchResults:
         )
     for pk, score in hop_hits:
         hop = hops[pk]
-        target = opener.target(hop.conversation_id) if hop.conversation_id else None
+        if hop.conversation_id is None:
+            continue  # nothing to open: its conversation was deleted
+        if hop.status in rights.CLOSED:
+            # A findable closed hop is in the viewer's history: its own card.
+            url = f"{reverse('transcript', args=[hop.pk])}#hop-{hop.pk}"
+            target = Target(url, hop.get_status_display(), read_only=True)
+        else:
+            target = opener.target(hop.conversation_id)
         if target is None:
             continue
         text = " — ".join(t for t in (hop.summary, hop.reason, hop.closing_note) if t)

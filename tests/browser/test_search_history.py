@@ -42,7 +42,7 @@ def search_from_nav(page: Page, query: str) -> None:
 
 
 def test_a_resolved_conversation_is_found_by_a_word_and_opens_read_only(
-    new_context, teams, make_agent, escalate, live_server_url
+    new_context, teams, make_agent, escalate, live_server_url, artifacts
 ):
     base = live_server_url
     make_agent("alice", teams=[teams["billing-specialist"]])
@@ -65,6 +65,7 @@ def test_a_resolved_conversation_is_found_by_a_word_and_opens_read_only(
     expect(hit.locator("mark")).to_have_text(["periwinkle", "blender"])
     expect(hit).to_contain_text("read-only")
     assert serious(alice) == []
+    alice.screenshot(path=artifacts / "search-results.png", full_page=True)
 
     # It opens read-only: the transcript, its chain and card, no composer, no endings.
     hit.get_by_role("link", name="Nora Finder").click()
@@ -75,12 +76,14 @@ def test_a_resolved_conversation_is_found_by_a_word_and_opens_read_only(
     expect(alice.locator("#message-body")).to_have_count(0)
     expect(alice.get_by_role("region", name="Close this conversation")).to_have_count(0)
     assert serious(alice) == []
+    alice.screenshot(path=artifacts / "transcript.png", full_page=True)
 
     # The history, reached from the navigation, lists it and filters.
     alice.get_by_role("navigation").get_by_role("link", name="History").click()
     expect(alice).to_have_url(f"{base}/history/")
     expect(alice.locator(f"#history-{handoff.pk}")).to_contain_text("Nora Finder")
     assert serious(alice) == []
+    alice.screenshot(path=artifacts / "history.png", full_page=True)
     alice.get_by_label("Outcome").select_option("transferred")
     alice.get_by_role("button", name="Filter").click()
     expect(alice.locator(f"#history-{handoff.pk}")).to_have_count(0)
@@ -97,6 +100,7 @@ def test_a_resolved_conversation_is_found_by_a_word_and_opens_read_only(
     expect(past).to_contain_text("Returning customer: 1 earlier conversation")
     expect(past.get_by_role("link")).to_have_attribute("href", f"/history/{handoff.pk}/")
     assert serious(alice) == []
+    alice.screenshot(path=artifacts / "card-customer-past.png", full_page=True)
 
     # Another team's agent finds nothing of it.
     tina = login(new_context(), base, "tina")

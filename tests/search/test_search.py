@@ -133,6 +133,9 @@ def test_after_a_transfer_the_former_team_finds_nothing_written_later(people):
     assert all(hit.target.url == f"/conversations/{nxt.pk}/" for hit in tina.messages)
     # The transfer note is the next hop's summary: tech's (and the owner's) to find.
     assert len(found(people["tina"], "needs tech walrus").summaries) >= 1
+    # The bot's summary of alice's (closed) hop opens that hop's card in its transcript.
+    card = found(people["dan"], "charged twice").summaries
+    assert [h.target.url for h in card] == [f"/history/{hop.pk}/#hop-{hop.pk}"]
     assert len(found(people["sam"], "narwhal").messages) == 2
 
 
@@ -222,3 +225,20 @@ def test_an_inactive_agent_finds_nothing(people):
     people["alice"].user.is_active = False
     people["alice"].user.save()
     assert found(people["alice"], "heron").count == 0
+
+
+def test_rights_are_applied_before_the_limit(people):
+    """Many newer matches the agent may not see must not crowd out the one they may: the
+    rights are a condition inside the full-text query, not a filter on its results."""
+    mine = taken("billing-specialist", people["alice"])
+    say(mine, "the gecko ate my invoice")
+    conversation_resolve(handoff_id=mine.pk, agent=people["alice"])
+    theirs = taken("tech-support", people["tina"])
+    for i in range(finder.LIMITS["messages"] + 10):
+        say(theirs, f"gecko number {i}")
+    for _ in range(finder.LIMITS["summaries"] + 5):
+        factories.escalate("tech-support", summary="A gecko in the server room")
+    results = found(people["alice"], "gecko")
+    assert [hit.target.url.split("#")[0] for hit in results.messages] == [f"/history/{mine.pk}/"]
+    assert results.summaries == []
+    assert len(found(people["tina"], "gecko").messages) == finder.LIMITS["messages"]
