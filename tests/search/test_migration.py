@@ -11,7 +11,7 @@ from handoffs.search.index import text_index
 
 pytestmark = pytest.mark.pg
 
-BEFORE = [("handoffs", "0008_handoff_state_opener_alerts")]
+BEFORE = [("handoffs", "0009_inbox_read_state_time_zone")]
 AFTER = [("handoffs", "0010_search_index")]
 
 
