@@ -79,7 +79,16 @@ def in_queue_of(agent: Agent, hop: Handoff) -> bool:
 
 
 def may_accept(agent: Agent, hop: Handoff) -> bool:
-    return in_queue_of(agent, hop)
+    """In the queue; in an offer-routed team (``Team.routing_mode == "offer"``) a plain
+    agent accepts only the hop offered to them (an assigned hop is its assignee's)."""
+    if not in_queue_of(agent, hop):
+        return False
+    if sees_every_queue(agent) or hop.assigned_to_id is not None:
+        return True
+    team = hop.team if hop.team_id is not None else None
+    if team is not None and team.routing_mode == "offer":
+        return hop.offered_to_id == agent.pk
+    return True
 
 
 def may_view_handoff(agent: Agent, hop: Handoff) -> bool:

@@ -19,11 +19,8 @@ from ..access import agents as rights
 from ..lifecycle import accept, endings
 from ..lifecycle.errors import HandoffError
 from ..lifecycle.messages import message_post
-from ..lifecycle.presence import (
-    agent_profile_for_superuser,
-    agent_set_alerts,
-    agent_set_presence,
-)
+from ..lifecycle.offers import set_presence
+from ..lifecycle.presence import agent_profile_for_superuser, agent_set_alerts
 from ..models import Agent, Handoff, Sender, Status
 from ..pages import HtmxHttpRequest, flash
 from . import selectors
@@ -262,7 +259,7 @@ def presence(request: HtmxHttpRequest) -> HttpResponse:
     value = request.POST.get("presence", "")
     if value not in {"online", "away"}:
         return flash(request, "Choose online or away.", status=400)
-    agent_set_presence(agent=request.agent, presence=value)
+    set_presence(agent=request.agent, presence=value)
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("queue")
