@@ -12,6 +12,7 @@ class HandoffsConfig(AppConfig):
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
         from .customers.status import changed_panels
+        from .desk.shift_views import render_offers_for_user
         from .lifecycle.intake import on_handoff_memory_stored
         from .memory.signals import handoff_memory_stored
         from .models import Agent
@@ -40,3 +41,4 @@ class HandoffsConfig(AppConfig):
         )
         broadcast.register_floor_renderer(render_floor_summary)
         broadcast.register_customer_status_renderer(changed_panels)
+        broadcast.register_offers_renderer(render_offers_for_user)

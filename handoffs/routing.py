@@ -4,6 +4,7 @@ from django.urls import path
 
 from .customers.consumers import CustomerConsumer
 from .desk.consumers import ConversationConsumer, HandoffConsumer, QueueConsumer
+from .desk.desk_socket import DeskConsumer
 from .supervision.consumers import FloorConsumer
 
 websocket_urlpatterns = [
@@ -12,4 +13,5 @@ websocket_urlpatterns = [
     path("ws/conversations/<int:pk>/", ConversationConsumer.as_asgi()),
     path("ws/chat/<str:token>/", CustomerConsumer.as_asgi()),
     path("ws/floor/", FloorConsumer.as_asgi()),
+    path("ws/desk/", DeskConsumer.as_asgi()),
 ]
