@@ -148,6 +148,7 @@ def candidates(hop: Handoff, team: Team, now: datetime) -> tuple[list[Agent], bo
             user__is_active=True,
         )
         .exclude(pk__in=refused)
+        .select_related("user")
         .annotate(**_load_subqueries())
         .annotate(load=F("open_count") + F("offer_count"))
         .filter(load__lt=F("capacity"))
@@ -194,62 +195,59 @@ def _lock_free_agent(agent: Agent, hop: Handoff) -> bool:
 
 def offer_hop(*, handoff_id: int, now: datetime | None = None) -> Offer | None:
     """Offer one waiting hop to the best free agent; None if it isn't offer-routed, is
-    already offered, or nobody is free (it then waits for the next change)."""
+    already offered, or nobody is free (it then waits for the next change).
+
+    The pick is read outside any transaction (a hint); each attempt is then one short
+    transaction that locks the agent's row, rechecks their capacity and claims the hop
+    with the conditional UPDATE, so a stale pick can only fail, never double-book."""
     now = now or timezone.now()
-    with transaction.atomic():
-        hop = (
-            Handoff.objects.select_related("team")
-            .filter(pk=handoff_id, status=Status.WAITING, offered_to=None, assigned_to=None)
-            .first()
-        )
-        if hop is None or not is_offer_team(hop.team):
-            return None
-        team = hop.team
-        agents, fallback = candidates(hop, team, now)
-        for agent in agents:
-            try:
-                with transaction.atomic():  # a savepoint: a skipped agent's lock goes
-                    if not _lock_free_agent(agent, hop):
-                        raise _Skip
-                    expires = now + timedelta(seconds=team.offer_timeout_secs)
-                    if not _claim(hop, agent, now=now, expires=expires):
-                        return None  # someone else offered (or took) it meanwhile
-                    offer = Offer.objects.create(
-                        handoff=hop,
-                        agent=agent,
-                        team=team,
-                        skill_fallback=fallback,
-                        created_at=now,
-                        expires_at=expires,
-                    )
-                    Agent.objects.filter(pk=agent.pk).update(last_routed_at=now)
-            except _Skip:
-                continue
-            except IntegrityError:
-                return None  # a live offer row exists: another router won
-            Event.objects.create(
-                handoff=hop,
-                kind="offer.made",
-                actor=ACTOR,
-                created_at=now,
-                data={
-                    "agent": agent.user.get_username(),
-                    "offer": offer.pk,
-                    "team": team.slug,
-                    "policy": team.routing_policy,
-                    "skill_fallback": fallback,
-                    "expires_in": team.offer_timeout_secs,
-                },
-            )
-            broadcast.offers_changed_on_commit(
-                user_ids=[agent.user_id], handoff_id=hop.pk, change="offered"
-            )
-            return offer
+    hop = (
+        Handoff.objects.select_related("team")
+        .filter(pk=handoff_id, status=Status.WAITING, offered_to=None, assigned_to=None)
+        .first()
+    )
+    if hop is None or not is_offer_team(hop.team):
+        return None
+    team = hop.team
+    agents, fallback = candidates(hop, team, now)
+    for agent in agents:
+        try:
+            with transaction.atomic():
+                if not _lock_free_agent(agent, hop):
+                    continue
+                expires = now + timedelta(seconds=team.offer_timeout_secs)
+                if not _claim(hop, agent, now=now, expires=expires):
+                    return None  # someone else offered (or took) it meanwhile
+                offer = Offer.objects.create(
+                    handoff=hop,
+                    agent=agent,
+                    team=team,
+                    skill_fallback=fallback,
+                    created_at=now,
+                    expires_at=expires,
+                )
+                Agent.objects.filter(pk=agent.pk).update(last_routed_at=now)
+                Event.objects.create(
+                    handoff=hop,
+                    kind="offer.made",
+                    actor=ACTOR,
+                    created_at=now,
+                    data={
+                        "agent": agent.user.get_username(),
+                        "offer": offer.pk,
+                        "team": team.slug,
+                        "policy": team.routing_policy,
+                        "skill_fallback": fallback,
+                        "expires_in": team.offer_timeout_secs,
+                    },
+                )
+                broadcast.offers_changed_on_commit(
+                    user_ids=[agent.user_id], handoff_id=hop.pk, change="offered"
+                )
+                return offer
+        except IntegrityError:
+            return None  # a live offer row exists: another router won
     return None
-
-
-class _Skip(Exception):
-    pass
 
 
 def dispatch(*, team_ids: Iterable[int] | None = None, now: datetime | None = None) -> int:
@@ -527,7 +525,7 @@ def run_due(now: datetime | None = None) -> OfferPass:
     """The worker's pass: expire due offers, then route every offer team (which also
     makes skill fallbacks that came due and anything a lost doorbell missed)."""
     result = expire_due(now)
-    result.offered = dispatch()
+    result.offered = dispatch(now=now)
     if result.expired or result.offered:
         broadcast.publish_floor()
     return result
