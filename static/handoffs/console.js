@@ -45,7 +45,7 @@
   function sortQueue(list) {
     const rows = $all(":scope > .qrow", list);
     const seen = new Set();
-    rows.forEach(function (row) {            // a row delivered twice keeps its latest copy
+    rows.reverse().forEach(function (row) {  // a row delivered twice keeps its latest copy
       if (seen.has(row.id)) { row.remove(); } else { seen.add(row.id); }
     });
     const live = $all(":scope > .qrow", list);
