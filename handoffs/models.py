@@ -308,6 +308,17 @@ class Agent(models.Model):
     def skill_set(self) -> set[str]:
         return set(parse_skills(self.skills))
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        tokens = parse_skills(self.skills)
+        bad = [t for t in tokens if not SKILL_RE.match(t)]
+        if bad:
+            raise ValidationError(
+                {"skills": f"not a skill: {', '.join(bad)} (letters, digits, _ . : -, short)"}
+            )
+        self.skills = ", ".join(tokens)
+
     @property
     def is_supervisor(self) -> bool:
         return self.role in (Role.SUPERVISOR, Role.ADMIN) or self.user.is_superuser

@@ -148,6 +148,7 @@ def run_offer_storm(agents: list[Agent], team) -> Run:
 
     def agent_loop(agent: Agent) -> None:
         mine = random.Random(agent.pk)
+        held: list[int] = []  # conversations this agent accepted and hasn't resolved
         try:
             connection.ensure_connection()
             while not done.is_set():
@@ -156,6 +157,7 @@ def run_offer_storm(agents: list[Agent], team) -> Run:
                     try:
                         if roll < 0.7 or choices[agent.pk] < 0.2:
                             accept.handoff_accept(handoff_id=offer.handoff_id, agent=agent)
+                            held.append(offer.handoff_id)
                             with run.lock:
                                 run.accepts += 1
                         elif roll < 0.85:
@@ -165,12 +167,11 @@ def run_offer_storm(agents: list[Agent], team) -> Run:
                         # else: ignore it; the worker times it out
                     except HandoffError:
                         pass  # it timed out or moved on meanwhile: a normal answer
-                for hop_id in Handoff.objects.filter(
-                    accepted_by=agent, status=Status.ACCEPTED
-                ).values_list("pk", flat=True):
+                for hop_id in list(held):
                     if mine.random() < 0.5:
                         endings.conversation_resolve(handoff_id=hop_id, agent=agent, summary="ok")
-                time.sleep(mine.uniform(0.02, 0.1))
+                        held.remove(hop_id)
+                time.sleep(mine.uniform(0.05, 0.15))
         except BaseException as exc:
             run.error(exc)
         finally:
@@ -181,7 +182,7 @@ def run_offer_storm(agents: list[Agent], team) -> Run:
             connection.ensure_connection()
             while not done.is_set():
                 offers.run_due()
-                time.sleep(0.05)
+                time.sleep(0.2)
         except BaseException as exc:
             run.error(exc)
         finally:
@@ -192,7 +193,7 @@ def run_offer_storm(agents: list[Agent], team) -> Run:
             connection.ensure_connection()
             while not done.is_set():
                 check_invariants(run)
-                time.sleep(0.01)
+                time.sleep(0.05)
         except BaseException as exc:
             run.error(exc)
         finally:
@@ -290,4 +291,5 @@ def test_the_same_storm_catches_a_naive_pick_then_save(storm):
         run = run_offer_storm(agents, team)
 
     problems = run.violations + [repr(e) for e in run.errors]
+    print(f"naive pick-then-save on {connection.vendor}: {problems[:3]}")
     assert any("over capacity" in p or "two live offers" in p or "Integrity" in p for p in problems)

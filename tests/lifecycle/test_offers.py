@@ -261,3 +261,15 @@ def test_a_supervisor_reassign_withdraws_the_offer(
     assert hop.offered_to is None and hop.assigned_to == bob
     assert Offer.objects.get(handoff=hop).status == OfferStatus.WITHDRAWN
     accept.handoff_accept(handoff_id=hop.pk, agent=bob)
+
+
+def test_agent_skills_are_normalised_and_checked(make_agent):
+    from django.core.exceptions import ValidationError
+
+    agent = make_agent("sk")
+    agent.skills = "DE, Refunds  en,de"
+    agent.clean()
+    assert agent.skills == "de, en, refunds"
+    agent.skills = "de, <b>"
+    with pytest.raises(ValidationError):
+        agent.clean()
