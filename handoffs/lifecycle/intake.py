@@ -320,9 +320,10 @@ def handoff_intake(
                 "bounce": handoff.bounce,
             },
         )
-        broadcast.handoff_changed_on_commit(handoff_id=handoff.pk, change="created")
         if offers.offer_routed(handoff):
+            # Route first: the row then goes out once, already showing its offer.
             offers.dispatch_on_commit(team_ids=[handoff.team_id])
+        broadcast.handoff_changed_on_commit(handoff_id=handoff.pk, change="created")
     return IntakeResult(handoff, True)
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -101,6 +101,24 @@ def _load_subqueries() -> dict:
     }
 
 
+def loads_of(agent_ids: list[int]) -> dict[int, int]:
+    """Open conversations + live offers held, per agent (two grouped counts)."""
+    loads: dict[int, int] = {}
+    if not agent_ids:
+        return loads
+    for column, status in (("accepted_by", Status.ACCEPTED), ("offered_to", Status.WAITING)):
+        rows = (
+            Handoff.objects.filter(**{f"{column}__in": agent_ids}, status=status)
+            .order_by()
+            .values(column)
+            .annotate(n=Count("pk"))
+            .values_list(column, "n")
+        )
+        for agent_id, n in rows:
+            loads[agent_id] = loads.get(agent_id, 0) + n
+    return loads
+
+
 def agent_load(agent_id: int, *, excluding_hop: int | None = None) -> int:
     """Open conversations + live offers held (the capacity ``Agent.capacity`` bounds)."""
     hops = Handoff.objects.filter(
@@ -139,7 +157,7 @@ def candidates(hop: Handoff, team: Team, now: datetime) -> tuple[list[Agent], bo
         status__in=(OfferStatus.DECLINED, OfferStatus.EXPIRED),
         answered_at__gte=now - timedelta(seconds=_retry_secs()),
     ).values("agent_id")
-    pool = (
+    pool = list(
         Agent.objects.filter(
             teams=team,
             role=Role.AGENT,
@@ -149,15 +167,18 @@ def candidates(hop: Handoff, team: Team, now: datetime) -> tuple[list[Agent], bo
         )
         .exclude(pk__in=refused)
         .select_related("user")
-        .annotate(**_load_subqueries())
-        .annotate(load=F("open_count") + F("offer_count"))
-        .filter(load__lt=F("capacity"))
     )
+    loads = loads_of([a.pk for a in pool])
+    free = []
+    for agent in pool:
+        agent.load = loads.get(agent.pk, 0)
+        if agent.load < agent.capacity:
+            free.append(agent)
+    never = datetime.min.replace(tzinfo=UTC)
     if team.routing_policy == "round_robin":
-        order = [F("last_routed_at").asc(nulls_first=True), "pk"]
+        free.sort(key=lambda a: (a.last_routed_at or never, a.pk))
     else:
-        order = ["load", F("last_routed_at").asc(nulls_first=True), "pk"]
-    free = list(pool.order_by(*order))
+        free.sort(key=lambda a: (a.load, a.last_routed_at or never, a.pk))
     required = set(parse_skills(hop.required_skills))
     if not required:
         return free, False
