@@ -1,6 +1,9 @@
-"""The agents' desk: the queue, the handoff card, accept, the conversation page, presence.
+"""The agents' desk: the queue, the handoff card, accept, the conversation page, presence,
+offers and the end of shift.
 
-Owns the agents' views, their reads (``selectors``) and their sockets (``consumers``).
+Owns the agents' views, their reads (``selectors``) and their sockets (``consumers``; the
+desk socket every page opens, with the offer panel, in ``desk_socket``; offers' decline
+and End shift in ``shift_views``).
 May import ``lifecycle`` (for every write), ``realtime``, ``delivery``, ``memory``,
 ``models`` and ``pages``; never ``customers``, ``api`` or ``supervision``.
 """
