@@ -20,7 +20,10 @@ refactor could slip in (read the hop and the agents' load, pick, then save the h
 and the offer row, with no conditional UPDATE and no lock). Swapped in for
 ``offers.offer_hop`` (the test seam is the module attribute ``dispatch`` calls), the
 same harness reports agents over capacity on both databases: the pick reads outside
-any lock, so two routers fill one agent's last slot twice.
+any lock, so two routers fill one agent's last slot twice. Seen on this machine:
+PostgreSQL ``agents over capacity: [('storm00', 2, 1)]``; SQLite the same, plus
+``IntegrityError`` from the partial unique index when two routers offered one hop.
+The correct storm takes about 2 minutes on either database on the 2-core machine.
 """
 
 from __future__ import annotations
