@@ -42,6 +42,18 @@ def handoff_accept(*, handoff_id: int, agent: Agent) -> Handoff:
                 raise HandoffNotFound("no such handoff in your queues")
             if handoff.status == Status.WAITING and handoff.assigned_to_id is not None:
                 raise HandoffNotFound("this handoff was transferred to another agent")
+            gap = rights.skill_gap(agent, handoff)
+            if handoff.status == Status.WAITING and not offers.is_offer_team(handoff.team) and gap:
+                raise HandoffConflict(
+                    f"This customer needs {', '.join(gap)}: colleagues with "
+                    f"{'that skill' if len(gap) == 1 else 'those skills'} get it first"
+                    + (
+                        f" (anyone may take it {handoff.team.skill_fallback_secs} s after it "
+                        "arrived)."
+                        if handoff.team.skill_fallback_secs
+                        else "."
+                    )
+                )
             if handoff.status == Status.WAITING:  # offer routing: someone else's offer
                 raise HandoffConflict(
                     "This team's handoffs are offered to one agent at a time; this one is "

@@ -273,3 +273,30 @@ def test_agent_skills_are_normalised_and_checked(make_agent):
     agent.skills = "de, <b>"
     with pytest.raises(ValidationError):
         agent.clean()
+
+
+def test_the_pull_queue_respects_skills_until_the_fallback(make_agent, teams):
+    team = teams["tech-support"]
+    team.skill_fallback_secs = 60
+    team.save()
+    plain = make_agent("plain", teams=[team])
+    german = make_agent("greta", teams=[team])
+    german.skills = "de"
+    german.save()
+    first = factories.escalate("tech-support", required_skills=["de"])
+    second = factories.escalate("tech-support", required_skills=["de"])
+
+    with pytest.raises(HandoffConflict) as refused:
+        accept.handoff_accept(handoff_id=first.pk, agent=plain)
+    assert refused.value.message == (
+        "This customer needs de: colleagues with that skill get it first "
+        "(anyone may take it 60 s after it arrived)."
+    )
+    page = factories.logged_in(plain).get(f"/handoffs/{first.pk}/").content.decode()
+    assert 'class="primary accept"' not in page
+    accept.handoff_accept(handoff_id=first.pk, agent=german)
+    # After the fallback delay anyone in the team may take it.
+    type(second).objects.filter(pk=second.pk).update(
+        created_at=timezone.now() - timedelta(seconds=61)
+    )
+    accept.handoff_accept(handoff_id=second.pk, agent=plain)
