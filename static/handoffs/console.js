@@ -185,15 +185,27 @@
     tick();
   }
 
-  document.addEventListener("htmx:wsConnecting", function () {
+  // The desk socket (offers, on every agent page) is not the page's own: the live
+  // indicator and the access-ended handling follow the page's socket only.
+  function fromDesk(evt) { return !!(evt.target && evt.target.closest && evt.target.closest("#desk")); }
+  document.addEventListener("htmx:wsConnecting", function (evt) {
+    if (fromDesk(evt)) return;
     setLive("connecting", connectedOnce ? "Reconnecting…" : "Connecting…");
   });
-  document.addEventListener("htmx:wsOpen", function () {
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    if (fromDesk(evt)) return;
     setLive("online", "Live");
   });
   document.addEventListener("htmx:wsClose", function (evt) {
     const code = evt.detail.event.code;
     if (code === 4401) { window.location.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname); return; }
+    if (fromDesk(evt)) {
+      if (code !== 4403 && code !== 4410 && RECONNECTING_CODES.indexOf(code) < 0) {
+        const wrapper = evt.detail.socketWrapper;
+        setTimeout(function () { if (wrapper && wrapper.reconnect) wrapper.reconnect(); }, 1000);
+      }
+      return;
+    }
     if (code === 4403) {  // refused, or a right ended: the reason was pushed just before
       setLive("offline", "Access ended");
       // What only the owner may use goes (the customer link too: it reads and writes the chat).
