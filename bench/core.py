@@ -26,6 +26,7 @@ SCENARIOS: dict[str, str] = {
     "catchup": "bench.catchup",
     "report": "bench.report",
     "search": "bench.search",
+    "offers": "bench.offers",
 }
 # Scenarios that mostly wait: their module also has ``start(args) -> handle``,
 # ``wait_opened(handle)`` and ``finish(handle) -> list[Row]``, and the runner lets the

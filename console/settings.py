@@ -317,6 +317,9 @@ DEMO_BOT_SECRET = os.environ.get("DEMO_BOT_SECRET", "")
 
 # Name of the team that receives handoffs addressed to an unknown target.
 HANDOFF_DEFAULT_TEAM = os.environ.get("HANDOFF_DEFAULT_TEAM", "general")
+# Offer routing (handoffs.lifecycle.offers): an agent who declined or missed a hop is
+# not offered that hop again for this many seconds.
+HANDOFF_OFFER_RETRY_SECS = int(os.environ.get("HANDOFF_OFFER_RETRY_SECS") or 120)
 
 LOGGING = {
     "version": 1,

@@ -54,8 +54,9 @@ class TeamAdmin(admin.ModelAdmin):
         "unanswered_after_secs",
         "requeue_unanswered",
         "default_capacity",
+        "routing_mode",
     ]
-    list_filter = ["is_default", "requeue_unanswered"]
+    list_filter = ["is_default", "requeue_unanswered", "routing_mode"]
     search_fields = ["slug", "name"]
     fieldsets = [
         (None, {"fields": ["slug", "name", "is_default"]}),
@@ -75,6 +76,26 @@ class TeamAdmin(admin.ModelAdmin):
             },
         ),
         ("The first message to the customer", {"fields": ["topic", "opener_template"]}),
+        (
+            "Routing: who gets the work",
+            {
+                "fields": [
+                    "routing_mode",
+                    "routing_policy",
+                    "offer_timeout_secs",
+                    "away_after_missed_offer",
+                    "skill_fallback_secs",
+                ],
+                "description": "Pull: agents pick from the queue. Offer: each waiting "
+                "handoff is offered to one online agent with free capacity and the "
+                "required skills (least open conversations, then longest idle; or round "
+                "robin), who accepts or declines before the offer times out.",
+            },
+        ),
+        (
+            "Shifts",
+            {"fields": ["handover_after_offline_secs", "shift_reminder_mins"]},
+        ),
     ]
     inlines = [OpeningHoursInline, HolidayInline]
     actions = ["apply_default_capacity"]
@@ -154,7 +175,7 @@ class AgentAddForm(forms.ModelForm):
 
     class Meta:
         model = Agent
-        fields = ["teams", "role", "capacity"]
+        fields = ["teams", "role", "capacity", "skills", "shift_ends_at"]
 
     def clean_username(self) -> str:
         username = self.cleaned_data["username"].strip()
@@ -177,7 +198,7 @@ class AgentAdmin(admin.ModelAdmin):
     """Agents. "Add agent" makes the account and the profile in one form; presence is
     the console's to set (sockets and the agent's own menu), so it is read-only here."""
 
-    list_display = ["user", "name", "role", "capacity", "presence", "team_list"]
+    list_display = ["user", "name", "role", "capacity", "skills", "presence", "team_list"]
     list_filter = ["role", "presence", "teams"]
     search_fields = ["user__username", "user__first_name", "user__last_name", "user__email"]
     filter_horizontal = ["teams"]
@@ -208,8 +229,19 @@ class AgentAdmin(admin.ModelAdmin):
                 "teams",
                 "role",
                 "capacity",
+                "skills",
+                "shift_ends_at",
             ]
-        return ["user", "teams", "role", "capacity", "alerts_enabled", *self.readonly_fields]
+        return [
+            "user",
+            "teams",
+            "role",
+            "capacity",
+            "skills",
+            "shift_ends_at",
+            "alerts_enabled",
+            *self.readonly_fields,
+        ]
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         return [*self.readonly_fields, "user"] if obj is not None else []

@@ -13,6 +13,7 @@ class HandoffsConfig(AppConfig):
 
         from .customers.status import changed_panels
         from .desk.inbox import render_frames
+        from .desk.shift_views import render_offers_for_user
         from .lifecycle.intake import on_handoff_memory_stored
         from .memory.signals import handoff_memory_stored
         from .models import Agent
@@ -45,3 +46,4 @@ class HandoffsConfig(AppConfig):
         broadcast.register_floor_renderer(render_floor_summary)
         broadcast.register_customer_status_renderer(changed_panels)
         broadcast.register_inbox_renderer(render_frames)
+        broadcast.register_offers_renderer(render_offers_for_user)

@@ -91,6 +91,50 @@ class Team(models.Model):
         "{team_name}, {topic}. Never filled from summaries or notes.",
     )
 
+    # Routing (handoffs.lifecycle.offers): pull (agents pick from the queue) or offer
+    # (the console offers each waiting hop to one free agent, who accepts or declines).
+    routing_mode = models.CharField(
+        max_length=8,
+        choices=[
+            ("pull", "Pull: agents pick from the queue"),
+            ("offer", "Offer: push to one agent"),
+        ],
+        default="pull",
+        help_text="Offer: each waiting handoff is offered to one online agent of the team "
+        "with free capacity, who accepts or declines before the offer times out.",
+    )
+    routing_policy = models.CharField(
+        max_length=12,
+        choices=[
+            ("least_busy", "Least open conversations, then longest idle"),
+            ("round_robin", "Round robin (longest since last offer)"),
+        ],
+        default="least_busy",
+        help_text="Who gets the next offer (offer mode).",
+    )
+    offer_timeout_secs = models.PositiveIntegerField(
+        default=30, help_text="An offer not answered within this moves to the next agent."
+    )
+    away_after_missed_offer = models.BooleanField(
+        default=True,
+        help_text="An agent who lets an offer time out is set to away (no more offers until "
+        "they come back), as Omni-Channel and Flex do.",
+    )
+    skill_fallback_secs = models.PositiveIntegerField(
+        default=120,
+        help_text="A handoff needing a skill nobody free has is offered to (and queued for) "
+        "anyone in the team after this many seconds; 0 = never.",
+    )
+    handover_after_offline_secs = models.PositiveIntegerField(
+        default=900,
+        help_text="An agent offline this long with open conversations has them handed over "
+        "automatically (shift handover, marked automatic); 0 = never.",
+    )
+    shift_reminder_mins = models.PositiveSmallIntegerField(
+        default=15,
+        help_text="Remind an agent this many minutes before their shift end (if set).",
+    )
+
     objects = TeamQuerySet.as_manager()
 
     class Meta:
@@ -168,6 +212,20 @@ class Holiday(models.Model):
         return f"{self.date} {self.name}".strip()
 
 
+SKILL_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,39}$")
+
+
+def parse_skills(value: object) -> list[str]:
+    """Skills as a sorted list of lower-case tokens (commas or whitespace between)."""
+    if isinstance(value, str):
+        parts = re.split(r"[\s,]+", value)
+    elif isinstance(value, list | tuple | set):
+        parts = [str(v) for v in value]
+    else:
+        parts = []
+    return sorted({p.strip().lower() for p in parts if p and p.strip()})
+
+
 class Role(models.TextChoices):
     AGENT = "agent", "Agent"
     SUPERVISOR = "supervisor", "Supervisor"
@@ -193,6 +251,30 @@ class Agent(models.Model):
     )
     presence = models.CharField(max_length=10, choices=Presence.choices, default=Presence.OFFLINE)
     presence_changed_at = models.DateTimeField(default=timezone.now)
+    skills = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="What this agent can take: skills and language codes, separated by commas "
+        "or spaces, e.g. de, en, refunds. Handoffs may require some (bot metadata).",
+    )
+    shift_ends_at = models.TimeField(
+        null=True,
+        blank=True,
+        help_text="When this agent's shift usually ends (the first team's time zone): the "
+        "console reminds them to hand over before it. Empty: no rota.",
+    )
+    shift_ended_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Set by End shift: the agent stays offline until they start a shift again.",
+    )
+    last_routed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When this agent was last offered work (longest idle / round robin).",
+    )
     alerts_enabled = models.BooleanField(
         default=False,
         help_text="Sound (and desktop alerts where the browser allows) for new escalations; "
@@ -227,6 +309,21 @@ class Agent(models.Model):
     def memory_name(self) -> str:
         """How this human appears as an agent in memory metadata."""
         return f"human:{self.user.get_username()}"
+
+    @property
+    def skill_set(self) -> set[str]:
+        return set(parse_skills(self.skills))
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        tokens = parse_skills(self.skills)
+        bad = [t for t in tokens if not SKILL_RE.match(t)]
+        if bad:
+            raise ValidationError(
+                {"skills": f"not a skill: {', '.join(bad)} (letters, digits, _ . : -, short)"}
+            )
+        self.skills = ", ".join(tokens)
 
     @property
     def is_supervisor(self) -> bool:
@@ -559,6 +656,31 @@ class Handoff(models.Model):
     arrived_out_of_hours = models.BooleanField(
         default=False, help_text="Queued while its team was closed (opening hours)."
     )
+    # Offers (handoffs.lifecycle.offers): the live offer of a waiting hop is these two
+    # columns, claimed by one conditional UPDATE (``offered_to IS NULL``); ``Offer`` rows
+    # are its history.
+    offered_to = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="offers_held",
+        editable=False,
+    )
+    offer_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    required_skills = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Skills the bot asked for (metadata skills and language), e.g. ["de"].',
+    )
+    shift_handover = models.ForeignKey(
+        "ShiftHandover",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="hops",
+        help_text="The shift handover that made this hop.",
+    )
     # Customer satisfaction asked about / given for this hop (the conversation's last).
     csat_asked_at = models.DateTimeField(null=True, blank=True)
     csat_score = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -888,3 +1010,65 @@ class SavedReply(models.Model):
     @property
     def scope_label(self) -> str:
         return f"Personal ({self.owner})" if self.owner_id else f"Team {self.team.name}"
+
+
+class OfferStatus(models.TextChoices):
+    LIVE = "live", "Live"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Timed out"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class Offer(models.Model):
+    """One offer of a waiting hop to one agent (offer routing), and how it ended.
+
+    At most one live offer per hop (a partial unique index, on top of the hop's own
+    ``offered_to`` claim).
+    """
+
+    handoff = models.ForeignKey(Handoff, on_delete=models.CASCADE, related_name="offers")
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="offers")
+    team = models.ForeignKey(Team, null=True, on_delete=models.SET_NULL, related_name="offers")
+    status = models.CharField(
+        max_length=10, choices=OfferStatus.choices, default=OfferStatus.LIVE, db_index=True
+    )
+    skill_fallback = models.BooleanField(
+        default=False, help_text="Offered without the required skills (fallback)."
+    )
+    reason = models.CharField(max_length=300, blank=True, help_text="Why it was declined.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["handoff"],
+                condition=models.Q(status="live"),
+                name="offer_one_live_per_hop",
+            )
+        ]
+        indexes = [models.Index(fields=["agent", "status"], name="offer_agent_status")]
+
+    def __str__(self) -> str:
+        return f"{self.handoff_id} → {self.agent_id} ({self.status})"
+
+
+class ShiftHandover(models.Model):
+    """One agent's end of shift: the conversations it handed over (``hops``)."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="shift_handovers")
+    automatic = models.BooleanField(
+        default=False, help_text="Made by the timer: the agent went offline with open work."
+    )
+    shift_started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(default=timezone.now, db_index=True)
+    conversations = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-ended_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.agent} {self.ended_at:%Y-%m-%d %H:%M}"

@@ -9,6 +9,7 @@ from .desk.consumers import (
     InboxConsumer,
     QueueConsumer,
 )
+from .desk.desk_socket import DeskConsumer
 from .supervision.consumers import FloorConsumer
 
 websocket_urlpatterns = [
@@ -18,4 +19,5 @@ websocket_urlpatterns = [
     path("ws/inbox/", InboxConsumer.as_asgi()),
     path("ws/chat/<str:token>/", CustomerConsumer.as_asgi()),
     path("ws/floor/", FloorConsumer.as_asgi()),
+    path("ws/desk/", DeskConsumer.as_asgi()),
 ]

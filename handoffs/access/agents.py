@@ -86,8 +86,35 @@ def in_queue_of(agent: Agent, hop: Handoff) -> bool:
     return hop.assigned_to_id is None and serves_team(agent, hop.team_id)
 
 
+def skill_gap(agent: Agent, hop: Handoff) -> list[str]:
+    """The skills ``hop`` requires that ``agent`` lacks while they still count: until the
+    team's ``skill_fallback_secs`` have passed since the hop arrived (0: always count).
+    Supervisors and a hop's assignee have no gap (it was given to them)."""
+    required = set(hop.required_skills or [])
+    if not required or sees_every_queue(agent) or hop.assigned_to_id == agent.pk:
+        return []
+    team = hop.team if hop.team_id is not None else None
+    if team is not None and team.skill_fallback_secs:
+        from django.utils import timezone
+
+        waited = (timezone.now() - hop.created_at).total_seconds()
+        if waited >= team.skill_fallback_secs:
+            return []
+    return sorted(required - agent.skill_set)
+
+
 def may_accept(agent: Agent, hop: Handoff) -> bool:
-    return in_queue_of(agent, hop)
+    """In the queue; in an offer-routed team (``Team.routing_mode == "offer"``) a plain
+    agent accepts only the hop offered to them (an assigned hop is its assignee's); in a
+    pull team, only with the hop's required skills until the skill fallback is due."""
+    if not in_queue_of(agent, hop):
+        return False
+    if sees_every_queue(agent) or hop.assigned_to_id is not None:
+        return True
+    team = hop.team if hop.team_id is not None else None
+    if team is not None and team.routing_mode == "offer":
+        return hop.offered_to_id == agent.pk
+    return not skill_gap(agent, hop)
 
 
 def may_view_handoff(agent: Agent, hop: Handoff) -> bool:

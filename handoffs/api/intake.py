@@ -29,7 +29,7 @@ from ..memory.http import (
     query_int,
     string_field,
 )
-from ..models import Conversation, Handoff, IdempotencyRecord, Sender
+from ..models import SKILL_RE, Conversation, Handoff, IdempotencyRecord, Sender, parse_skills
 
 INTAKE_FIELDS = {
     "customer",
@@ -43,6 +43,8 @@ INTAKE_FIELDS = {
     "customer_name",
     "importance",
     "channel",
+    "skills",
+    "language",
 }
 
 
@@ -85,6 +87,8 @@ def handoff_json(handoff: Handoff) -> dict[str, Any]:
         "created_at": handoff.created_at.isoformat(),
         "accepted_at": handoff.accepted_at.isoformat() if handoff.accepted_at else None,
         "conversation": conversation_json(handoff.conversation),
+        "required_skills": list(handoff.required_skills or []),
+        "offered_to": handoff.offered_to.user.get_username() if handoff.offered_to else None,
     }
 
 
@@ -109,6 +113,7 @@ def _parse_intake(data: dict[str, Any]) -> dict[str, Any]:
     if channel is not None and channel not in intake.CHANNELS:
         raise MemoryValidationError("channel must be web or api")
     return {
+        "required_skills": _parse_skills(data.get("skills"), data.get("language")),
         "customer": customer,
         "source_session_id": string_field(data, "source_session_id", max_length=64) or "",
         "from_agent": from_agent,
@@ -122,6 +127,28 @@ def _parse_intake(data: dict[str, Any]) -> dict[str, Any]:
         "customer_name": string_field(data, "customer_name", max_length=200) or "",
         "channel": channel,
     }
+
+
+def _parse_skills(skills: Any, language: Any) -> list[str] | None:
+    """``skills``: a list of short tokens; ``language``: a code such as "de" (a skill)."""
+    wanted: list[str] = []
+    if skills is not None:
+        if not isinstance(skills, list) or not all(isinstance(s, str) for s in skills):
+            raise MemoryValidationError("skills must be a list of strings")
+        wanted += skills
+    if language is not None:
+        if not isinstance(language, str) or not language.strip():
+            raise MemoryValidationError("language must be a language code such as de")
+        wanted.append(language)
+    tokens = parse_skills(wanted)
+    bad = [t for t in tokens if not SKILL_RE.match(t)]
+    if bad:
+        raise MemoryValidationError(
+            "skills are short tokens (letters, digits, _ . : -, up to 40 characters)"
+        )
+    if len(tokens) > 10:
+        raise MemoryValidationError("at most 10 skills")
+    return tokens or None
 
 
 def _replay(record: IdempotencyRecord, request_hash: str) -> JsonResponse:

@@ -238,6 +238,8 @@ SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "string"},
             "accepted_at": {"type": ["string", "null"]},
             "conversation": {"oneOf": [ref("Conversation"), {"type": "null"}]},
+            "required_skills": {"type": "array", "items": {"type": "string"}},
+            "offered_to": {"type": ["string", "null"]},
         },
     },
     "Conversation": {
@@ -364,6 +366,17 @@ HANDOFF_PARAMS = {
         "type": "string",
         "enum": ["web", "api"],
         "description": "web: the console's chat link; api: the bot relays (default by callback)",
+    },
+    "skills": {
+        "type": "array",
+        "maxItems": 10,
+        "items": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,39}$"},
+        "description": 'Skills the receiving agent needs (offer routing), e.g. ["refunds"]',
+    },
+    "language": {
+        "type": "string",
+        "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,39}$",
+        "description": "The customer's language code, e.g. de: a required skill",
     },
 }
 

@@ -19,7 +19,8 @@ from django.core.cache import cache
 from django.template.loader import render_to_string
 
 from ..access import agents as rights
-from ..lifecycle.presence import AWAY_KEY, agent_set_presence
+from ..lifecycle.offers import set_presence
+from ..lifecycle.presence import AWAY_KEY
 from ..models import Agent, Message, Presence
 from ..realtime import broadcast
 from ..realtime.consumers import (
@@ -56,12 +57,14 @@ def socket_opened(agent: Agent) -> None:
     key = SOCKETS_KEY.format(agent.pk)
     cache.add(key, 0, SOCKETS_TTL)
     cache.incr(key)
-    agent.refresh_from_db(fields=["presence"])
-    if agent.presence == Presence.OFFLINE:
+    agent.refresh_from_db(fields=["presence", "shift_ended_at"])
+    # An agent whose shift ended (End shift, or an automatic handover) stays offline
+    # until they start a shift again (presence online).
+    if agent.presence == Presence.OFFLINE and agent.shift_ended_at is None:
         # Moving between pages closes one socket before the next opens: an agent who
         # had set "away" comes back away, not online.
         was_away = cache.get(AWAY_KEY.format(agent.pk))
-        agent_set_presence(agent=agent, presence=Presence.AWAY if was_away else Presence.ONLINE)
+        set_presence(agent=agent, presence=Presence.AWAY if was_away else Presence.ONLINE)
 
 
 @database_sync_to_async
@@ -76,7 +79,7 @@ def socket_closed(agent: Agent) -> None:
         agent.refresh_from_db(fields=["presence"])
         if agent.presence == Presence.AWAY:
             cache.set(AWAY_KEY.format(agent.pk), 1, AWAY_MEMORY_SECS)
-        agent_set_presence(agent=agent, presence=Presence.OFFLINE, actor="system")
+        set_presence(agent=agent, presence=Presence.OFFLINE, actor="system")
 
 
 class AgentConsumer(ForwardingConsumer):

@@ -15,7 +15,16 @@ from ..lifecycle import estimate
 from ..memory import get_store
 from ..memory.base import MemoryError as StoreError
 from ..memory.base import MemoryNotFound, is_auto_summary, is_derived
-from ..models import SENTIMENT_RANK, Agent, Conversation, Handoff, Sender, Team
+from ..models import (
+    SENTIMENT_RANK,
+    Agent,
+    Conversation,
+    Handoff,
+    Offer,
+    Sender,
+    ShiftHandover,
+    Team,
+)
 from . import opener
 
 FACT_TYPES = {"context", "account", "fact", "profile", "customer_profile"}
@@ -74,6 +83,12 @@ class HandoffCard:
     no_session: bool = False  # the hop named no bot session, or one the store doesn't know
     from_human: Agent | None = None  # the colleague who passed this hop on, if a person
     names: dict[str, str] = field(default_factory=dict)  # memory agent name -> display name
+    # A shift handover (``lifecycle.shifts``) shows first, the bot's original beneath.
+    shift_handover: ShiftHandover | None = None
+    original: Handoff | None = None
+    # Offered without the required skills (the skill fallback): which, and to whom.
+    missing_skills: list[str] = field(default_factory=list)
+    fallback_agent: str = ""
 
     @property
     def from_name(self) -> str:
@@ -106,6 +121,24 @@ def display_names(hops: list[Handoff]) -> dict[str, str]:
     return names
 
 
+def _handover_and_skills(card: HandoffCard) -> None:
+    handoff = card.handoff
+    if handoff.shift_handover_id:
+        card.shift_handover = ShiftHandover.objects.filter(pk=handoff.shift_handover_id).first()
+        first = card.chain[0] if card.chain else None
+        card.original = first if first is not None and first.pk != handoff.pk else None
+    if handoff.required_skills:
+        fallback = (
+            Offer.objects.filter(handoff=handoff, skill_fallback=True)
+            .select_related("agent__user")
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        if fallback is not None:
+            card.missing_skills = sorted(set(handoff.required_skills) - fallback.agent.skill_set)
+            card.fallback_agent = fallback.agent.display_name
+
+
 def _chronological(memories: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(memories, key=lambda m: (m.get("created_at") or 0, m.get("id", "")))
 
@@ -124,6 +157,7 @@ def handoff_card(*, handoff: Handoff, until: datetime | None = None) -> HandoffC
     """
     card = HandoffCard(handoff=handoff, chain=chain_of(handoff, until=until))
     card.names = display_names(card.chain or [handoff])
+    _handover_and_skills(card)
     if handoff.from_agent.startswith("human:"):
         card.from_human = (
             Agent.objects.select_related("user")

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import composer, inbox_views, lookback, saved_replies, views
+from . import composer, inbox_views, lookback, saved_replies, shift_views, views
 
 urlpatterns = [
     path("", views.queue, name="queue"),
@@ -46,4 +46,7 @@ urlpatterns = [
     ),
     path("presence", views.presence, name="presence"),
     path("alerts", views.alerts, name="alerts"),
+    path("offers/<int:pk>/decline", shift_views.offer_decline, name="offer-decline"),
+    path("shift/end", shift_views.shift_end, name="shift-end"),
+    path("shift/start", shift_views.shift_start, name="shift-start"),
 ]

@@ -18,11 +18,8 @@ from django_htmx.http import HttpResponseClientRedirect
 from ..access import agents as rights
 from ..lifecycle import accept, endings, saved_replies
 from ..lifecycle.errors import HandoffError
-from ..lifecycle.presence import (
-    agent_profile_for_superuser,
-    agent_set_alerts,
-    agent_set_presence,
-)
+from ..lifecycle.offers import set_presence
+from ..lifecycle.presence import agent_profile_for_superuser, agent_set_alerts
 from ..lifecycle.reading import conversation_mark_read
 from ..models import Agent, Handoff, Sender, Status
 from ..pages import HtmxHttpRequest, flash, form_id
@@ -276,7 +273,7 @@ def presence(request: HtmxHttpRequest) -> HttpResponse:
     value = request.POST.get("presence", "")
     if value not in {"online", "away"}:
         return flash(request, "Choose online or away.", status=400)
-    agent_set_presence(agent=request.agent, presence=value)
+    set_presence(agent=request.agent, presence=value)
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("queue")

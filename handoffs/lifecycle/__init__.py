@@ -36,8 +36,13 @@ without EXIF, stored through Django's storage API with the message or not at all
 saved replies (``saved_replies``) are filled on the server and counted per use, in the
 message's transaction.
 
-Modules import downward only (import-linter): ``timers`` | ``endings`` →
-``satisfaction`` → ``accept`` → ``intake`` → ``messages`` → ``estimate`` | ``presence``
-| ``hours`` → ``errors``. The package may
+Routing (``offers``): a team in ``offer`` mode offers each waiting hop to one free
+agent (the hop's ``offered_to`` column, claimed by a conditional UPDATE); accept then
+also requires holding the offer. End of shift (``shifts``) hands each open conversation
+over as a transfer with a drafted handover and a required next step.
+
+Modules import downward only (import-linter): ``shifts`` → ``timers`` | ``endings`` →
+``satisfaction`` → ``accept`` → ``intake`` → ``offers`` → ``messages`` → ``estimate`` |
+``presence`` | ``hours`` → ``errors``. The package may
 import ``realtime``, ``delivery``, ``memory`` and ``models``.
 """

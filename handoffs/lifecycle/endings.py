@@ -23,8 +23,7 @@ from ..models import (
     Urgency,
 )
 from ..realtime import broadcast
-from . import satisfaction
-from .accept import open_conversations
+from . import offers, satisfaction
 from .errors import AgentAtCapacity, HandoffConflict, HandoffError, HandoffNotFound, NotReassignable
 from .intake import handoff_intake
 from .messages import RATINGS, _post, _webhook, on_accepted
@@ -64,6 +63,8 @@ def _close_hop(hop: Handoff, *, status: str, agent: Agent, rating: str, note: st
     )
     outbox.kick_on_commit()
     broadcast.handoff_changed_on_commit(handoff_id=hop.pk, change=status)
+    # The agent has a free slot now: offer-routed teams give it the next hop.
+    offers.dispatch_on_commit(team_ids=offers.agent_team_ids(agent))
 
 
 def conversation_resolve(
@@ -106,7 +107,12 @@ def _note_required(note: str) -> str:
 
 
 def _queue_handoff_memory(
-    *, hop: Handoff, agent: Agent, to_agent: str, content: str
+    *,
+    hop: Handoff,
+    agent: Agent,
+    to_agent: str,
+    content: str,
+    metadata: dict[str, Any] | None = None,
 ) -> MemoryWrite:
     """Queue the HANDOFF SUMMARY memory in the closing agent's session (before it ends).
 
@@ -127,6 +133,7 @@ def _queue_handoff_memory(
                 "from_agent": agent.memory_name,
                 "to_agent": to_agent,
                 "conversation_id": str(hop.conversation.public_id) if hop.conversation else "",
+                **(metadata or {}),
             },
         },
     )
@@ -272,6 +279,8 @@ def _pass_on(
     urgency: str | None = None,
     reason: str = "",
     client_prefix: str = "",
+    memory_metadata: dict[str, Any] | None = None,
+    intake_fields: dict[str, Any] | None = None,
 ) -> Handoff:
     """Close ``hop`` as transferred / handed back and start the next hop to ``to``.
 
@@ -282,7 +291,9 @@ def _pass_on(
     default_reason, default_prefix, webhook_event = _ENDING[status]
     reason = reason or default_reason
     client_prefix = client_prefix or default_prefix
-    write = _queue_handoff_memory(hop=hop, agent=agent, to_agent=to, content=content)
+    write = _queue_handoff_memory(
+        hop=hop, agent=agent, to_agent=to, content=content, metadata=memory_metadata
+    )
     _close_hop(hop, status=status, agent=agent, rating=rating, note=note)
     result = handoff_intake(
         customer=hop.customer,
@@ -299,6 +310,7 @@ def _pass_on(
         assigned_to=assigned_to,
         agent_sentiment=sentiment,
         agent_urgency=urgency,
+        **(intake_fields or {}),
     )
     MemoryWrite.objects.filter(pk=write.pk).update(
         payload={**write.payload, "fill_memory_id_of": result.handoff.pk}
@@ -365,13 +377,15 @@ def handoff_reassign(*, handoff_id: int, to_agent: Agent, by: Any) -> Handoff:
             moved = Handoff.objects.filter(
                 pk=handoff.pk, status=Status.WAITING, assigned_to=handoff.assigned_to_id
             ).update(assigned_to=to_agent, team=team, reassigned_at=now)
+            if moved == 1:
+                offers.withdraw_offer(hop=handoff, now=now, why="reassigned by a supervisor")
         else:
             if handoff.accepted_by_id == to_agent.pk:
                 raise NotReassignable(f"{target_name} already owns this conversation.")
             team = old_team
             # Lock the target's row so two moves to one agent can't both pass capacity.
             Agent.objects.select_for_update().filter(pk=to_agent.pk).first()
-            if open_conversations(to_agent) >= to_agent.capacity:
+            if offers.agent_load(to_agent.pk) >= to_agent.capacity:
                 raise AgentAtCapacity(
                     f"{target_name} already has {to_agent.capacity} open conversations "
                     "(their limit)."
@@ -456,6 +470,8 @@ def handoff_move_to_team(*, handoff_id: int, team: Team, by: Any) -> Handoff:
         ).update(team=team, assigned_to=None, misrouted=False, reassigned_at=now)
         if moved != 1:
             raise HandoffConflict("This handoff changed meanwhile; reload the floor.")
+        offers.withdraw_offer(hop=handoff, now=now, why="moved to another queue")
+        offers.dispatch_on_commit(team_ids=[team.pk])
         Event.objects.create(
             handoff=handoff,
             kind="handoff.reassigned",

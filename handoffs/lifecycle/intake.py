@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from ..models import (
     SENTIMENT_RANK,
+    SKILL_RE,
     URGENCY_RANK,
     Agent,
     Bot,
@@ -28,9 +29,10 @@ from ..models import (
     Status,
     Team,
     Urgency,
+    parse_skills,
 )
 from ..realtime import broadcast
-from . import estimate, hours
+from . import estimate, hours, offers
 from .messages import conversation_for_new_hop
 
 AGENT_NAME_MAX = 241  # Handoff.from_agent / to_agent max_length
@@ -213,6 +215,8 @@ def handoff_intake(
     channel: str | None = None,
     agent_sentiment: str | None = None,
     agent_urgency: str | None = None,
+    required_skills: list[str] | None = None,
+    shift_handover: Any = None,
 ) -> IntakeResult:
     """Record one handoff hop (or return the one already recorded for the same data).
 
@@ -220,7 +224,9 @@ def handoff_intake(
     transferring agent chose; a later hop otherwise carries the previous hop's (an
     estimate may raise them, never lower them); a first hop's missing ones are
     estimated. Raises nothing for routing: unknown targets land in the default team,
-    flagged ``misrouted``.
+    flagged ``misrouted``. ``required_skills`` (the bot's skills and language) route
+    offers; a later hop carries the previous hop's unless given. A waiting hop of an
+    offer-routed team is offered once this commits (``offers``).
     """
     key = dedupe_key(
         customer=customer,
@@ -275,6 +281,10 @@ def handoff_intake(
             ),
         )
         handoff.waiting_since = handoff.created_at
+        handoff.shift_handover = shift_handover
+        if required_skills is None and previous is not None:
+            required_skills = previous.required_skills
+        handoff.required_skills = parse_skills(required_skills or [])
         if previous is not None:
             handoff.chain_id = previous.chain_id
             handoff.hop_index = previous.hop_index + 1
@@ -310,6 +320,9 @@ def handoff_intake(
                 "bounce": handoff.bounce,
             },
         )
+        if offers.offer_routed(handoff):
+            # Route first: the row then goes out once, already showing its offer.
+            offers.dispatch_on_commit(team_ids=[handoff.team_id])
         broadcast.handoff_changed_on_commit(handoff_id=handoff.pk, change="created")
     return IntakeResult(handoff, True)
 
@@ -336,7 +349,23 @@ def handoff_intake_from_memory(*, memory: dict[str, Any], bot: Bot | None) -> In
         memory_id=memory["id"],
         bot=bot,
         channel=metadata.get("channel") if metadata.get("channel") in CHANNELS else None,
+        required_skills=skills_from_metadata(metadata),
     )
+
+
+def skills_from_metadata(metadata: dict[str, Any]) -> list[str] | None:
+    """The skills a bot's handoff asks for: ``skills`` (a list or a comma-separated
+    string) plus ``language`` (a code such as "de", itself a skill). Free-form metadata:
+    anything that isn't a short token is ignored, never an error."""
+    wanted: list[str] = []
+    skills = metadata.get("skills")
+    if isinstance(skills, str | list | tuple):
+        wanted += parse_skills(skills if isinstance(skills, str) else [str(s) for s in skills])
+    language = metadata.get("language")
+    if isinstance(language, str) and language.strip():
+        wanted.append(language.strip().lower())
+    tokens = [s for s in parse_skills(wanted) if SKILL_RE.match(s)]
+    return tokens[:10] or None
 
 
 def on_handoff_memory_stored(

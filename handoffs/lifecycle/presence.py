@@ -16,7 +16,10 @@ AWAY_KEY = "presence:away:{}"  # set while an away agent has no socket open
 
 
 def agent_set_presence(*, agent: Agent, presence: str, actor: str | None = None) -> bool:
-    """Set online / away / offline; returns True if it changed (and broadcasts then)."""
+    """Set online / away / offline; returns True if it changed (and broadcasts then).
+
+    Online starts a shift again (clears ``shift_ended_at``, set by End shift). Offer
+    routing follows presence through ``offers.set_presence``, which wraps this."""
     if presence not in Presence.values:
         raise HandoffError(f"presence must be one of {', '.join(Presence.values)}")
     if presence == Presence.ONLINE:
@@ -24,6 +27,9 @@ def agent_set_presence(*, agent: Agent, presence: str, actor: str | None = None)
 
         cache.delete(AWAY_KEY.format(agent.pk))
     with transaction.atomic():
+        if presence == Presence.ONLINE and agent.shift_ended_at is not None:
+            Agent.objects.filter(pk=agent.pk).update(shift_ended_at=None)
+            agent.shift_ended_at = None
         changed = (
             Agent.objects.filter(pk=agent.pk)
             .exclude(presence=presence)

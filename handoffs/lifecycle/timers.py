@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from ..models import Event, Handoff, Message, Sender, Status, Team
 from ..realtime import broadcast
-from . import hours
+from . import hours, offers
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +229,7 @@ def _unanswered(team: Team, now: datetime, result: TimerResult) -> None:
             )
             result.requeued.append(hop.pk)
             broadcast.handoff_changed_on_commit(handoff_id=hop.pk, change="requeued")
+            offers.dispatch_on_commit(team_ids=[team.pk])
             if owner is not None:
                 broadcast.inbox_changed_on_commit(user_ids=[owner.user_id])
             if owner is not None:

@@ -55,6 +55,11 @@ def assigned_queue_group(user_id: int) -> str:
     return f"queue.user.{user_id}"
 
 
+def desk_group(user_id: int) -> str:
+    """The desk socket every agent page opens: offers and shift reminders."""
+    return f"desk.{user_id}"
+
+
 def send(group: str, event: dict[str, Any]) -> None:
     """Send one event to one group now (services use the on-commit helpers)."""
     layer = get_channel_layer()
@@ -492,3 +497,43 @@ def publish_inbox(user_ids: list[int], *, message: Message | None = None) -> Non
 
 def inbox_changed_on_commit(*, user_ids: list[int]) -> None:
     transaction.on_commit(lambda: publish_inbox(user_ids), robust=True)
+
+
+# ---------------------------------------------------------------- offers (offer routing)
+# The offer panel is the desk's to render (``HandoffsConfig.ready`` registers it): it
+# takes a user id and returns the panel with every live offer of theirs, re-read from
+# the database, so a lost or repeated frame never leaves a stale offer on screen.
+_offers_renderer: Callable[[int], str] | None = None
+
+
+def register_offers_renderer(render: Callable[[int], str]) -> None:
+    global _offers_renderer
+    _offers_renderer = render
+
+
+def publish_offers(user_ids: list[int], *, handoff_id: int | None, change: str) -> None:
+    """Push each user's offer panel to their desk sockets; ring the hop's queue row,
+    card and the floor."""
+    if _offers_renderer is not None:
+        for user_id in user_ids:
+            try:
+                html = _offers_renderer(user_id)
+            except Exception:
+                logger.exception("rendering the offers of user %s failed", user_id)
+                continue
+            send(desk_group(user_id), {"type": "offer.update", "html": html})
+    if handoff_id is not None:
+        publish_handoff_change(handoff_id, change)
+    else:
+        publish_floor()
+
+
+def offers_changed_on_commit(*, user_ids: list[int], handoff_id: int | None, change: str) -> None:
+    transaction.on_commit(
+        lambda: publish_offers(user_ids, handoff_id=handoff_id, change=change), robust=True
+    )
+
+
+def desk_notice(user_id: int, *, html: str) -> None:
+    """A pre-rendered banner (the shift reminder) on every page of this user's desk."""
+    send(desk_group(user_id), {"type": "offer.update", "html": html})

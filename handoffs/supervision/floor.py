@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from ..access import agents as rights
 from ..models import Agent, Event, Handoff, Presence, Status, Team
+from . import routing
 
 WAITING_SHOWN = 50
 ALERTS_SHOWN = 8
@@ -88,6 +89,7 @@ class FloorSummary:
     agents: list[AgentRow] = field(default_factory=list)
     presence_counts: dict[str, int] = field(default_factory=dict)
     alerts: list[Event] = field(default_factory=list)
+    routing: routing.FloorRouting | None = None  # offers and declines (offer routing)
 
 
 def _level(handoff: Handoff, wait_secs: float) -> str:
@@ -175,6 +177,7 @@ def floor_summary(*, now: datetime | None = None) -> FloorSummary:
         .select_related("handoff")
         .order_by("-created_at", "-pk")[:ALERTS_SHOWN]
     )
+    summary.routing = routing.floor_routing(now=now)
     return summary
 
 

@@ -9,4 +9,5 @@ urlpatterns = [
     path("floor/handoffs/<int:pk>/reassign", views.floor_reassign, name="reassign"),
     path("reports/transfers/", views.transfer_report, name="transfer-report"),
     path("reports/transfers.csv", views.transfer_report_csv, name="transfer-csv"),
+    path("reports/routing/", views.routing_report, name="routing-report"),
 ]

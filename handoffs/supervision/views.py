@@ -7,7 +7,7 @@ Supervisors and admins only (``supervisor_required``); agents get 403. Reads go 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from functools import wraps
 
 from django import forms
@@ -16,6 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -25,7 +26,7 @@ from ..lifecycle.errors import HandoffError
 from ..lifecycle.presence import agent_profile_for_superuser
 from ..models import Agent, Handoff, Status, Team
 from ..pages import HtmxHttpRequest, form_id
-from . import charts, floor, reports
+from . import charts, floor, reports, routing
 
 
 def supervisor_required(view):
@@ -222,3 +223,24 @@ def transfer_report_csv(request: HtmxHttpRequest) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     reports.write_csv(f, response)
     return response
+
+
+# ---------------------------------------------------------------- offers and shifts
+ROUTING_DAYS = (1, 7, 30, 90)
+
+
+@require_GET
+@supervisor_required
+def routing_report(request: HtmxHttpRequest) -> HttpResponse:
+    """Offers (accepted, declined with reasons, timed out, time to accept) and shift
+    handovers (per shift: handed over, picked up, time to pick up)."""
+    days = form_id(request.GET.get("days")) or 7
+    if days not in ROUTING_DAYS:
+        days = 7
+    until = timezone.now() + timedelta(seconds=1)
+    report = routing.routing_report(since=until - timedelta(days=days), until=until)
+    return render(
+        request,
+        "handoffs/supervision/routing_report.html",
+        {"agent": request.agent, "report": report, "days": days, "day_choices": ROUTING_DAYS},
+    )

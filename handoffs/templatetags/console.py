@@ -73,7 +73,7 @@ def summary_text(value: str) -> str:
     return SUMMARY_PREFIX.sub("", value or "")
 
 
-INTERNAL_REASONS = {"transfer", "handback", "release"}
+INTERNAL_REASONS = {"transfer", "handback", "release", "shift handover"}
 MEMORY_KINDS = {
     "issue": "Issue",
     "context": "Context",

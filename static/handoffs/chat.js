@@ -153,6 +153,7 @@
 
   document.addEventListener("htmx:wsOpen", function (evt) {
     if (evt.target && evt.target.id === "inbox-socket") return;
+    if (evt.target.closest && evt.target.closest("#desk")) return;  // offers, not the chat
     socket = evt.detail.socketWrapper;
     if (window.chatOutbox) window.chatOutbox.flush();
   });

@@ -45,7 +45,7 @@
   function sortQueue(list) {
     const rows = $all(":scope > .qrow", list);
     const seen = new Set();
-    rows.forEach(function (row) {            // a row delivered twice keeps its latest copy
+    rows.reverse().forEach(function (row) {  // a row delivered twice keeps its latest copy
       if (seen.has(row.id)) { row.remove(); } else { seen.add(row.id); }
     });
     const live = $all(":scope > .qrow", list);
@@ -195,22 +195,26 @@
     tick();
   }
 
-  // The badge-only inbox socket (pages without a socket of their own) is not the page's
-  // live connection: the indicator and the owner's controls follow the page's socket.
-  function badgeSocket(evt) { return evt.target && evt.target.id === "inbox-socket"; }
+  // The side sockets are not the page's live connection: the badge-only inbox socket
+  // (pages without a socket of their own) and the desk socket (offers, on every agent
+  // page). The live indicator and the owner's controls follow the page's socket only.
+  function sideSocket(evt) {
+    const el = evt.target;
+    return !!(el && (el.id === "inbox-socket" || (el.closest && el.closest("#desk"))));
+  }
 
   document.addEventListener("htmx:wsConnecting", function (evt) {
-    if (badgeSocket(evt)) return;
+    if (sideSocket(evt)) return;
     setLive("connecting", connectedOnce ? "Reconnecting…" : "Connecting…");
   });
   document.addEventListener("htmx:wsOpen", function (evt) {
-    if (badgeSocket(evt)) return;
+    if (sideSocket(evt)) return;
     setLive("online", "Live");
   });
   document.addEventListener("htmx:wsClose", function (evt) {
     const code = evt.detail.event.code;
     if (code === 4401) { window.location.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname); return; }
-    if (badgeSocket(evt)) {
+    if (sideSocket(evt)) {
       if (RECONNECTING_CODES.indexOf(code) < 0 && code !== 4403 && code !== 4410) {
         const wrapper = evt.detail.socketWrapper;
         setTimeout(function () { if (wrapper && wrapper.reconnect) wrapper.reconnect(); }, 1000);

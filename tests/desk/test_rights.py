@@ -137,7 +137,7 @@ def test_the_former_owner_reads_up_to_the_handover_only(people):
     assert "Customer-after" not in html
     assert "fraud" not in html
     assert 'id="composer"' not in html
-    assert "/ws/conversations/" not in html  # only the nav badge's socket (its own inbox)
+    assert 'ws-connect="/ws/conversations/' not in html  # the page-wide desk socket stays
     assert "/c/" not in html  # the customer's link (which reads the chat) is withheld
     assert "passed to Bob" in html
 
@@ -168,7 +168,7 @@ def test_hand_back_and_resolve_leave_the_same_read_only_view(people, bot):
     other = accepted_by(alice)
     conversation_resolve(handoff_id=other.pk, agent=alice, summary="done")
     html = factories.logged_in(alice).get(f"/conversations/{other.pk}/").content.decode()
-    assert "was resolved" in html and "/ws/conversations/" not in html
+    assert "was resolved" in html and 'ws-connect="/ws/conversations/' not in html
 
 
 @pytest.mark.django_db(transaction=True)

@@ -152,6 +152,12 @@ def test_a_teams_opener_template_is_checked(root, teams):
         "topic": "your invoice",
         "opener_template": "Hi {customer_name}, {agent_name.__class__} here {summary}",
         "time_zone": "UTC",
+        "routing_mode": "pull",
+        "routing_policy": "least_busy",
+        "offer_timeout_secs": 30,
+        "skill_fallback_secs": 120,
+        "handover_after_offline_secs": 900,
+        "shift_reminder_mins": 15,
         # The opening hours and holidays inlines (none).
         **{
             f"{p}-{n}": "0"

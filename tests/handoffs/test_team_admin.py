@@ -32,6 +32,13 @@ def form(team: Team, **changes) -> dict:
         "default_capacity": team.default_capacity,
         "time_zone": team.time_zone,
         "away_message": team.away_message,
+        "routing_mode": team.routing_mode,
+        "routing_policy": team.routing_policy,
+        "offer_timeout_secs": team.offer_timeout_secs,
+        "away_after_missed_offer": "on" if team.away_after_missed_offer else "",
+        "skill_fallback_secs": team.skill_fallback_secs,
+        "handover_after_offline_secs": team.handover_after_offline_secs,
+        "shift_reminder_mins": team.shift_reminder_mins,
     }
     # The opening hours and holidays inlines (none).
     for prefix in ("opening_hours", "holidays"):
@@ -94,3 +101,20 @@ def test_apply_default_capacity_is_audited(admin_client, teams, make_agent):
     event = Event.objects.get(kind="team.capacity_applied")
     assert event.actor == "human:root"
     assert event.data["agents"] == {"bob": [2, 5]}
+
+
+def test_admin_turns_on_offer_routing_and_it_is_audited(admin_client, teams):
+    team = teams["billing-specialist"]
+    response = admin_client.post(
+        f"/admin/handoffs/team/{team.pk}/change/",
+        form(team, routing_mode="offer", routing_policy="round_robin", offer_timeout_secs=45),
+    )
+    assert response.status_code == 302
+    team.refresh_from_db()
+    assert (team.routing_mode, team.routing_policy, team.offer_timeout_secs) == (
+        "offer",
+        "round_robin",
+        45,
+    )
+    event = Event.objects.filter(kind="team.policy_changed").latest("pk")
+    assert event.data["changes"]["routing_mode"] == ["pull", "offer"]

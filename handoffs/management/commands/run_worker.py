@@ -4,7 +4,7 @@ import threading
 from django.core.management.base import BaseCommand
 
 from handoffs.delivery.worker import run_worker
-from handoffs.lifecycle import timers
+from handoffs.lifecycle import offers, shifts, timers
 
 
 class Command(BaseCommand):
@@ -20,5 +20,11 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        # SLA and unanswered alerts after every pass; each fires once (see timers).
-        run_worker(poll=options["poll"], stop=stop, once=options["once"], periodic=[timers.run_due])
+        # SLA and unanswered alerts, offer timeouts and routing, automatic shift
+        # handovers and reminders after every pass; each fires once (see their modules).
+        run_worker(
+            poll=options["poll"],
+            stop=stop,
+            once=options["once"],
+            periodic=[timers.run_due, offers.run_due, shifts.run_due],
+        )
