@@ -17,6 +17,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Callable
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -32,10 +33,22 @@ def agent_zone(user) -> str:
 
 
 class AgentTimeZoneMiddleware:
+    """Sync and async capable (like ``console.middleware.StaticFilesMiddleware`` above
+    it), so under ASGI the chain stays on the event loop: only the zone's lookup (the
+    lazy user, one query) runs in a thread."""
+
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest):
+        if self.async_mode:
+            return self.__acall__(request)
         zone = agent_zone(getattr(request, "user", None))
         request.time_zone = zone
         if not zone:
@@ -43,5 +56,16 @@ class AgentTimeZoneMiddleware:
         timezone.activate(zoneinfo.ZoneInfo(zone))
         try:
             return self.get_response(request)
+        finally:
+            timezone.deactivate()
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        zone = await sync_to_async(agent_zone)(getattr(request, "user", None))
+        request.time_zone = zone
+        if not zone:
+            return await self.get_response(request)
+        timezone.activate(zoneinfo.ZoneInfo(zone))
+        try:
+            return await self.get_response(request)
         finally:
             timezone.deactivate()

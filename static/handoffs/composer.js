@@ -332,7 +332,6 @@
       const found = all.filter(function (r) { return matches(r, now.query); }).slice(0, 8);
       self.renderList(popup, found, function (reply) { self.insert(reply, self.slashQuery()); });
       popup.hidden = false;
-      self.textarea.setAttribute("aria-expanded", "true");
     });
   };
   Composer.prototype.closePopup = function () {
@@ -340,7 +339,6 @@
     const popup = $("#slash-popup", this.form);
     if (popup && !popup.hidden) this.loaded = null;  // read the list afresh next time
     if (popup) popup.hidden = true;
-    this.textarea.setAttribute("aria-expanded", "false");
     this.textarea.removeAttribute("aria-activedescendant");
   };
   Composer.prototype.insert = function (reply, range) {
