@@ -83,7 +83,27 @@ def _db_datetime(value: datetime) -> str:
     return str(value.astimezone(UTC).replace(tzinfo=None))
 
 
+def _defaults(table: str, columns: list[str]) -> tuple[list[str], tuple]:
+    """The table's other columns that have a model default (fields later issues add, e.g.
+    a hop's required skills), with that default as the database stores it: a raw
+    ``INSERT`` leaves nothing NULL that the ORM would have filled."""
+    from django.apps import apps
+
+    model = next(m for m in apps.get_models() if m._meta.db_table == table)
+    extra, values = [], []
+    for field in model._meta.concrete_fields:
+        if field.column in columns or field.primary_key or not field.has_default():
+            continue
+        extra.append(field.column)
+        values.append(field.get_db_prep_save(field.get_default(), connection))
+    return extra, tuple(values)
+
+
 def _insert(table: str, columns: list[str], rows: list[tuple]) -> None:
+    extra, values = _defaults(table, columns)
+    if extra:
+        columns = [*columns, *extra]
+        rows = [(*row, *values) for row in rows]
     marks = ", ".join(["%s"] * len(columns))
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
     with connection.cursor() as cursor:
