@@ -12,6 +12,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from console.origin import SameOriginValidator  # noqa: E402
 from handoffs.routing import websocket_urlpatterns  # noqa: E402
@@ -22,3 +23,11 @@ application = ProtocolTypeRouter(
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+if settings.SERVING_TIMERS:
+    # Embedded mode: timers and the presence sweep run here, so their pushes reach the
+    # pages this process serves (handoffs/realtime/background.py).
+    from handoffs.lifecycle import presence, timers  # noqa: E402
+    from handoffs.realtime import background  # noqa: E402
+
+    application = background.ServingTimers(application, [timers.run_due, presence.sweep_presence])

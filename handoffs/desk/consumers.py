@@ -15,24 +15,20 @@ Logout and deactivation close every socket of the user (``session.logout``).
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
-from django.core.cache import cache
 from django.template.loader import render_to_string
 
 from ..access import agents as rights
-from ..lifecycle.presence import AWAY_KEY, agent_set_presence
-from ..models import Agent, Message, Presence
-from ..realtime import broadcast
+from ..models import Agent
+from ..realtime import broadcast, registry
 from ..realtime.consumers import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHENTICATED,
     ForwardingConsumer,
     is_typing,
+    refuse_while_layer_down,
 )
-from . import selectors
-
-SOCKETS_KEY = "presence:sockets:{}"
-SOCKETS_TTL = 26 * 3600  # longer than Daphne's 24-hour socket limit
-AWAY_MEMORY_SECS = 300
+from . import selectors, snapshots
+from .sockets import leave_groups, socket_closed, socket_opened
 
 
 @database_sync_to_async
@@ -43,34 +39,6 @@ def _agent_for(user) -> Agent | None:
 @database_sync_to_async
 def _fresh_agent(agent_id: int) -> Agent | None:
     return Agent.objects.select_related("user").filter(pk=agent_id).first()
-
-
-@database_sync_to_async
-def socket_opened(agent: Agent) -> None:
-    key = SOCKETS_KEY.format(agent.pk)
-    cache.add(key, 0, SOCKETS_TTL)
-    cache.incr(key)
-    agent.refresh_from_db(fields=["presence"])
-    if agent.presence == Presence.OFFLINE:
-        # Moving between pages closes one socket before the next opens: an agent who
-        # had set "away" comes back away, not online.
-        was_away = cache.get(AWAY_KEY.format(agent.pk))
-        agent_set_presence(agent=agent, presence=Presence.AWAY if was_away else Presence.ONLINE)
-
-
-@database_sync_to_async
-def socket_closed(agent: Agent) -> None:
-    key = SOCKETS_KEY.format(agent.pk)
-    try:
-        remaining = cache.decr(key)
-    except ValueError:
-        remaining = 0
-    if remaining <= 0:
-        cache.delete(key)
-        agent.refresh_from_db(fields=["presence"])
-        if agent.presence == Presence.AWAY:
-            cache.set(AWAY_KEY.format(agent.pk), 1, AWAY_MEMORY_SECS)
-        agent_set_presence(agent=agent, presence=Presence.OFFLINE, actor="system")
 
 
 class AgentConsumer(ForwardingConsumer):
@@ -92,20 +60,29 @@ class AgentConsumer(ForwardingConsumer):
         if groups is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.groups_joined = [broadcast.user_group(user.pk), *groups]
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        groups = [broadcast.user_group(user.pk), *groups]
+        self.groups_joined = groups  # left on disconnect, even if joining fails half-way
+        async with refuse_while_layer_down(self):
+            for group in groups:
+                await self.channel_layer.group_add(group, self.channel_name)
+            await socket_opened(self.agent, self.channel_name, groups)
+        if self.refused:
+            return
         await self.accept()
-        await socket_opened(self.agent)
         snapshot = await self.snapshot(self.agent)
         if snapshot:
             await self.send(text_data=snapshot)
 
     async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        if self.agent is not None and getattr(self, "groups_joined", None):
-            await socket_closed(self.agent)
+        groups = getattr(self, "groups_joined", None)
+        if not groups:
+            return
+        orphans = await leave_groups(self.channel_layer, self.channel_name, groups)
+        if self.agent is not None:
+            try:
+                await socket_closed(self.agent, self.channel_name, orphans)
+            except Exception as exc:  # noqa: BLE001 - Redis down: the sweep reconciles
+                broadcast.layer_failed("socket registry", exc)
 
     RESYNC_ON_RIGHTS_CHANGED = False
 
@@ -128,6 +105,7 @@ class AgentConsumer(ForwardingConsumer):
         for group in set(wanted) - set(self.groups_joined):
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = wanted
+        await database_sync_to_async(registry.regrouped)(self.channel_name, agent.pk, wanted)
         if self.RESYNC_ON_RIGHTS_CHANGED:
             snapshot = await self.snapshot(agent)
             if snapshot:
@@ -193,10 +171,16 @@ class QueueConsumer(AgentConsumer):
 
     @database_sync_to_async
     def snapshot(self, agent: Agent) -> str:
-        return render_to_string(
-            "handoffs/desk/queue.html#queue-rows",
-            {"handoffs": selectors.queue_for_agent(agent=agent), "oob": True, "agent": agent},
-        )
+        # The first one resumes from the page's last change (?after=); a resync after
+        # a rights change starts over.
+        after, self.resume_after = self.resume_after, None
+        return snapshots.queue_catch_up(agent, after)
+
+    resume_after: int | None = None
+
+    async def connect(self) -> None:
+        self.resume_after = snapshots.parse_after(self.scope.get("query_string", b""))
+        await super().connect()
 
 
 class HandoffConsumer(AgentConsumer):
@@ -264,11 +248,8 @@ class ConversationConsumer(AgentConsumer):
 
     @database_sync_to_async
     def snapshot(self, agent: Agent) -> str:
-        messages = Message.objects.filter(conversation_id=self.conversation_id).order_by("seq")
-        return render_to_string(
-            "handoffs/chat.html#messages",
-            {"chat_messages": messages, "audience": "agent", "oob": True},
-        )
+        after = snapshots.parse_after(self.scope.get("query_string", b""))
+        return snapshots.conversation_catch_up(self.conversation_id, after)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if (

@@ -17,6 +17,8 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.template.loader import render_to_string
 
+from . import outage, queue_log
+
 if TYPE_CHECKING:
     from ..models import Message
 
@@ -57,15 +59,29 @@ def send(group: str, event: dict[str, Any]) -> None:
     for attempt in (1, 2):
         try:
             async_to_sync(layer.group_send)(group, event)
+            outage.succeeded()
             return
-        except Exception:
+        except Exception as exc:
             # After Redis restarts, a pooled connection to the old server fails once and
             # is reconnected: retry once, or this doorbell is lost with no gap for any
             # client to notice (tests/scaleout). A doorbell lost while Redis is down is
             # recoverable (the sockets drop and re-sync from the database); failing the
             # request that already committed because the layer hiccuped is not.
             if attempt == 2:
-                logger.exception("group_send to %s failed", group)
+                outage.failed(f"group_send to {group}", exc)
+
+
+def layer_failed(what: str, exc: BaseException) -> None:
+    """A consumer's channel-layer call failed: one log line per outage (``outage``)."""
+    outage.failed(what, exc)
+
+
+def queue_seq_marker(seq: int | None) -> str:
+    """The queue change number a frame was sent at (the page keeps the highest it saw
+    and reconnects with ``?after=``; ``queue_log``)."""
+    if seq is None:
+        return ""
+    return f'<span id="queue-seq" hx-swap-oob="true" data-seq="{int(seq)}" hidden></span>'
 
 
 def _queue_row(handoff: Any, viewer: Any = None) -> str:
@@ -82,9 +98,15 @@ def push_queue_row(
     from ..access import agents as rights
 
     audience = rights.queue_audience(handoff, old_team=old_team, old_user_id=old_user_id)
+    marker = queue_seq_marker(queue_log.record(handoff.pk))
 
     def event(html: str) -> dict[str, Any]:
-        return {"type": "queue.update", "html": html, "change": change, "handoff_id": handoff.pk}
+        return {
+            "type": "queue.update",
+            "html": html + marker,
+            "change": change,
+            "handoff_id": handoff.pk,
+        }
 
     if audience.gone_teams or audience.gone_users:
         gone = event(
@@ -302,11 +324,12 @@ def publish_reassigned(
         )
     elif handoff.status == Status.WAITING and handoff.team is not None:
         # Moved to a team's queue: off the old team's screens, onto the new team's.
+        marker = queue_seq_marker(queue_log.record(handoff.pk))
         if old_team and old_team != handoff.team.slug:
             gone = render_to_string("handoffs/desk/queue.html#queue-row-gone", {"handoff": handoff})
-            send(queue_group(old_team), {"type": "queue.update", "html": gone})
+            send(queue_group(old_team), {"type": "queue.update", "html": gone + marker})
         row = render_to_string("handoffs/desk/queue.html#queue-row-oob", {"handoff": handoff})
-        send(queue_group(handoff.team.slug), {"type": "queue.update", "html": row})
+        send(queue_group(handoff.team.slug), {"type": "queue.update", "html": row + marker})
     elif handoff.status == Status.ACCEPTED and handoff.accepted_by is not None:
         notify_user(
             handoff.accepted_by.user_id,
