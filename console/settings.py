@@ -131,9 +131,9 @@ if DATABASE_URL:
             "min_size": min(DATABASE_POOL_MIN_SIZE, DATABASE_POOL_MAX_SIZE),
             "max_size": DATABASE_POOL_MAX_SIZE,
             "timeout": DATABASE_POOL_TIMEOUT,
-            # A connection found broken (PostgreSQL restarted) is replaced, not handed out.
-            "check": "psycopg_pool.ConnectionPool.check_connection",
         }
+        # A pooled connection found broken (PostgreSQL restarted) is replaced, not used.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["TEST"] = {"NAME": f"test_handoffs_{os.getpid()}"}
 else:
     DATABASES = {

@@ -18,6 +18,7 @@ earlier too; the page drops duplicates by id), or the whole conversation when mo
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 
 from django.conf import settings
@@ -32,7 +33,11 @@ OVERLAP = 5
 _MEMO_SIZE = 64
 
 _lock = threading.Lock()
-_memo: OrderedDict[tuple, tuple[int, str]] = OrderedDict()
+_memo: OrderedDict[tuple, tuple[int, str, float]] = OrderedDict()
+# A shared snapshot is reused only while the queue's change number is unchanged, and for
+# at most this long (a change made while Redis was down bumps the number only once it
+# is back: a bound on how long a snapshot from before could be served).
+MEMO_SECS = 5.0
 
 
 def parse_after(query_string: bytes | str) -> int | None:
@@ -68,7 +73,7 @@ def _shared_rows(agent: Agent, seq: int) -> str:
         )
     with _lock:
         hit = _memo.get(key)
-        if hit is not None and hit[0] == seq:
+        if hit is not None and hit[0] == seq and seq >= 0 and time.monotonic() - hit[2] < MEMO_SECS:
             _memo.move_to_end(key)
             return hit[1]
     rows = _order(list(query.select_related("team", "assigned_to__user")))
@@ -76,7 +81,7 @@ def _shared_rows(agent: Agent, seq: int) -> str:
         render_to_string("handoffs/desk/queue.html#queue-row", {"handoff": h}) for h in rows
     )
     with _lock:
-        _memo[key] = (seq, html)
+        _memo[key] = (seq, html, time.monotonic())
         _memo.move_to_end(key)
         while len(_memo) > _MEMO_SIZE:
             _memo.popitem(last=False)

@@ -13,6 +13,7 @@ this process.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections import deque
 
@@ -70,6 +71,7 @@ def _record(handoff_id: int | None) -> int | None:
             _local_log.append((_local_seq, handoff_id))
             return _local_seq
     client = _client()
+    _start_epoch(client)
     seq = int(client.incr(SEQ_KEY))
     pipe = client.pipeline(transaction=False)
     pipe.zadd(LOG_KEY, {f"{seq}:{handoff_id}": seq})
@@ -78,10 +80,22 @@ def _record(handoff_id: int | None) -> int | None:
     return seq
 
 
+def _start_epoch(client) -> None:
+    """A Redis that lost the log (restarted empty) starts numbering at a random offset,
+    so a number a page kept from before never matches one of the new epoch: it is
+    either ahead of the new numbers or behind the new log, and gets a full snapshot."""
+    client.set(SEQ_KEY, secrets.randbelow(2**40) + 2**20, nx=True)
+
+
 def current() -> int:
     if not settings.REDIS_URL:
         return _local_seq
-    return int(_client().get(SEQ_KEY) or 0)
+    client = _client()
+    value = client.get(SEQ_KEY)
+    if value is None:
+        _start_epoch(client)
+        value = client.get(SEQ_KEY)
+    return int(value or 0)
 
 
 def changed_since(after: int) -> tuple[int, list[int] | None]:

@@ -104,7 +104,9 @@ def _beat_forever() -> None:
             if not failing:
                 logger.warning("presence heartbeat: Redis unavailable (%s); retrying", exc)
             failing = True
-        time.sleep(settings.PRESENCE_HEARTBEAT_SECS)
+        # While failing, retry every second: a change this process could not log while
+        # Redis was down is flushed (queue_log) as soon as it is back.
+        time.sleep(1.0 if failing else settings.PRESENCE_HEARTBEAT_SECS)
 
 
 def ensure_heartbeat() -> None:
