@@ -25,6 +25,7 @@ SCENARIOS: dict[str, str] = {
     "chat_roundtrip": "bench.chat_roundtrip",
     "catchup": "bench.catchup",
     "report": "bench.report",
+    "storms": "bench.storms",  # scale-out only: mass disconnect, a killed Daphne, connect cost
 }
 # Scenarios that mostly wait: their module also has ``start(args) -> handle``,
 # ``wait_opened(handle)`` and ``finish(handle) -> list[Row]``, and the runner lets the

@@ -14,6 +14,8 @@ Logout and deactivation close every socket of the user (``session.logout``).
 
 from __future__ import annotations
 
+import asyncio
+
 from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
@@ -27,8 +29,8 @@ from ..realtime.consumers import (
     is_typing,
     refuse_while_layer_down,
 )
-from . import selectors, snapshots
-from .sockets import leave_groups, socket_closed, socket_opened
+from . import selectors, snapshots, sockets
+from .sockets import socket_closed, socket_opened  # noqa: F401 - imported from here
 
 
 @database_sync_to_async
@@ -52,7 +54,8 @@ class AgentConsumer(ForwardingConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.agent = await _agent_for(user)
+        # ``SocketAuthMiddleware`` loaded the agent with the user (one query).
+        self.agent = self.scope["agent"] if "agent" in self.scope else await _agent_for(user)
         if self.agent is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -62,27 +65,39 @@ class AgentConsumer(ForwardingConsumer):
             return
         groups = [broadcast.user_group(user.pk), *groups]
         self.groups_joined = groups  # left on disconnect, even if joining fails half-way
+        snapshot = ""
         async with refuse_while_layer_down(self):
-            for group in groups:
-                await self.channel_layer.group_add(group, self.channel_name)
-            await socket_opened(self.agent, self.channel_name, groups)
+            await asyncio.gather(
+                *(self.channel_layer.group_add(group, self.channel_name) for group in groups)
+            )
+            # Joined first, then read: nothing that changes after the read is missed.
+            snapshot = await self._opened_and_snapshot(groups)
         if self.refused:
             return
         await self.accept()
-        snapshot = await self.snapshot(self.agent)
         if snapshot:
             await self.send(text_data=snapshot)
 
+    @database_sync_to_async
+    def _opened_and_snapshot(self, groups: list[str]) -> str:
+        """Presence and the first frame in one trip to the consumer thread."""
+        sockets.socket_opened_sync(self.agent, self.channel_name, groups)
+        return self.snapshot_sync(self.agent)
+
+    def snapshot_sync(self, agent: Agent) -> str:
+        return ""
+
+    async def snapshot(self, agent: Agent) -> str:
+        return await database_sync_to_async(self.snapshot_sync)(agent)
+
     async def disconnect(self, code: int) -> None:
         groups = getattr(self, "groups_joined", None)
-        if not groups:
+        if not groups or self.agent is None:
             return
-        orphans = await leave_groups(self.channel_layer, self.channel_name, groups)
-        if self.agent is not None:
-            try:
-                await socket_closed(self.agent, self.channel_name, orphans)
-            except Exception as exc:  # noqa: BLE001 - Redis down: the sweep reconciles
-                broadcast.layer_failed("socket registry", exc)
+        # Queued before anything is awaited, and shielded: even if Daphne cancels this
+        # handler the socket's groups and presence are settled (``sockets``).
+        done = sockets.socket_closing(self.channel_layer, self.channel_name, self.agent, groups)
+        await asyncio.shield(done)
 
     RESYNC_ON_RIGHTS_CHANGED = False
 
@@ -130,9 +145,6 @@ class AgentConsumer(ForwardingConsumer):
     async def groups_for(self, agent: Agent) -> list[str] | None:
         return []
 
-    async def snapshot(self, agent: Agent) -> str:
-        return ""
-
     async def session_logout(self, event: dict) -> None:
         self.ended = True  # nothing more reaches it, even before the close completes
         for group in self.groups_joined:
@@ -169,8 +181,7 @@ class QueueConsumer(AgentConsumer):
             groups.append(broadcast.SUPERVISOR_QUEUE)
         return groups
 
-    @database_sync_to_async
-    def snapshot(self, agent: Agent) -> str:
+    def snapshot_sync(self, agent: Agent) -> str:
         # The first one resumes from the page's last change (?after=); a resync after
         # a rights change starts over.
         after, self.resume_after = self.resume_after, None
@@ -193,8 +204,7 @@ class HandoffConsumer(AgentConsumer):
             return None
         return [broadcast.handoff_group(handoff_id)]
 
-    @database_sync_to_async
-    def snapshot(self, agent: Agent) -> str:
+    def snapshot_sync(self, agent: Agent) -> str:
         handoff = selectors.visible_handoff(
             agent=agent, handoff_id=self.scope["url_route"]["kwargs"]["pk"]
         )
@@ -246,8 +256,7 @@ class ConversationConsumer(AgentConsumer):
             handoff_id=message.get("handoff_id"), seq=message.get("seq")
         )
 
-    @database_sync_to_async
-    def snapshot(self, agent: Agent) -> str:
+    def snapshot_sync(self, agent: Agent) -> str:
         after = snapshots.parse_after(self.scope.get("query_string", b""))
         return snapshots.conversation_catch_up(self.conversation_id, after)
 

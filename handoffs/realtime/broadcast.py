@@ -16,6 +16,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.template.loader import render_to_string
+from redis.exceptions import RedisError
 
 from . import outage, queue_log
 
@@ -49,6 +50,22 @@ def user_group(user_id: int) -> str:
 def assigned_queue_group(user_id: int) -> str:
     """The queue sockets of one agent: rows assigned to them personally."""
     return f"queue.user.{user_id}"
+
+
+def _after_commit(fn: Callable[[], object]) -> None:
+    """Run ``fn`` once the transaction commits. While Redis is down a broadcast (or a
+    cache read it makes) fails: one log line per outage (``outage``), never a
+    traceback per change and never an error for the request that committed."""
+
+    def guarded() -> None:
+        try:
+            fn()
+        except (OSError, RedisError) as exc:
+            outage.failed("broadcast after commit", exc)
+        except Exception:
+            logger.exception("broadcast after commit failed")
+
+    transaction.on_commit(guarded, robust=True)
 
 
 def send(group: str, event: dict[str, Any]) -> None:
@@ -151,7 +168,7 @@ def publish_handoff_change(handoff_id: int, change: str) -> None:
 
 
 def handoff_changed_on_commit(*, handoff_id: int, change: str) -> None:
-    transaction.on_commit(lambda: publish_handoff_change(handoff_id, change), robust=True)
+    _after_commit(lambda: publish_handoff_change(handoff_id, change))
 
 
 def publish_presence(agent_id: int) -> None:
@@ -159,7 +176,7 @@ def publish_presence(agent_id: int) -> None:
 
 
 def presence_changed_on_commit(*, agent_id: int) -> None:
-    transaction.on_commit(lambda: publish_presence(agent_id), robust=True)
+    _after_commit(lambda: publish_presence(agent_id))
 
 
 def close_user_sockets(user_id: int) -> None:
@@ -177,13 +194,11 @@ def rights_changed(*, user_id: int | None = None, handoff_id: int | None = None)
 
 
 def rights_changed_on_commit(*, user_id: int | None = None, handoff_id: int | None = None) -> None:
-    transaction.on_commit(
-        lambda: rights_changed(user_id=user_id, handoff_id=handoff_id), robust=True
-    )
+    _after_commit(lambda: rights_changed(user_id=user_id, handoff_id=handoff_id))
 
 
 def close_user_sockets_on_commit(*, user_id: int) -> None:
-    transaction.on_commit(lambda: close_user_sockets(user_id), robust=True)
+    _after_commit(lambda: close_user_sockets(user_id))
 
 
 def agents_group(conversation_id: int) -> str:
@@ -222,7 +237,7 @@ def publish_message(message: Message) -> None:
 
 def message_posted_on_commit(*, message: Message) -> None:
     """Ring both sides once the message is committed (the instance just saved)."""
-    transaction.on_commit(lambda: publish_message(message), robust=True)
+    _after_commit(lambda: publish_message(message))
 
 
 async def typing(*, conversation_id: int, who: str, label: str) -> None:
@@ -235,10 +250,7 @@ async def typing(*, conversation_id: int, who: str, label: str) -> None:
 
 def conversation_closed_on_commit(*, conversation_id: int) -> None:
     """After the closing messages: end the customer's sockets (the link stops working)."""
-    transaction.on_commit(
-        lambda: send(customer_group(conversation_id), {"type": "conversation.closed"}),
-        robust=True,
-    )
+    _after_commit(lambda: send(customer_group(conversation_id), {"type": "conversation.closed"}))
 
 
 # ---------------------------------------------------------------- the supervisors' floor
@@ -345,16 +357,13 @@ def publish_reassigned(
 def handoff_reassigned_on_commit(
     *, handoff_id: int, old_team: str | None, old_user_id: int | None, by: str
 ) -> None:
-    transaction.on_commit(
-        lambda: publish_reassigned(handoff_id, old_team=old_team, old_user_id=old_user_id, by=by),
-        robust=True,
+    _after_commit(
+        lambda: publish_reassigned(handoff_id, old_team=old_team, old_user_id=old_user_id, by=by)
     )
 
 
 def notify_user_on_commit(*, user_id: int, text: str, url: str = "", level: str = "info") -> None:
-    transaction.on_commit(
-        lambda: notify_user(user_id, text=text, url=url, level=level), robust=True
-    )
+    _after_commit(lambda: notify_user(user_id, text=text, url=url, level=level))
 
 
 # ---------------------------------------------------------------- the customer's side
@@ -419,7 +428,7 @@ def publish_customer_status(handoff_id: int) -> None:
 
 
 def customer_status_on_commit(*, handoff_id: int) -> None:
-    transaction.on_commit(lambda: publish_customer_status(handoff_id), robust=True)
+    _after_commit(lambda: publish_customer_status(handoff_id))
 
 
 def publish_csat(conversation_id: int) -> None:
@@ -434,4 +443,4 @@ def publish_csat(conversation_id: int) -> None:
 
 
 def csat_recorded_on_commit(*, conversation_id: int) -> None:
-    transaction.on_commit(lambda: publish_csat(conversation_id), robust=True)
+    _after_commit(lambda: publish_csat(conversation_id))
