@@ -362,7 +362,7 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # The health checks answer plain HTTP on the internal network (load balancers).
-SECURE_REDIRECT_EXEMPT = [r"^health(/live|/ready)?$"]
+SECURE_REDIRECT_EXEMPT = [r"^health(/live|/ready)?$", r"^metrics$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
