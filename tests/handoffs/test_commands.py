@@ -155,7 +155,8 @@ def test_create_console_user_makes_a_first_admin_who_can_use_the_console(db, cli
     assert "Created boss (admin; teams: billing, general)." in out.getvalue()  # every team
     agent = Agent.objects.select_related("user").get(user__username="boss")
     assert agent.role == Role.ADMIN and agent.user.is_superuser and agent.user.is_staff
-    assert client.login(username="boss", password="a-long-enough-password-42")
+    assert agent.user.check_password("a-long-enough-password-42")
+    client.force_login(agent.user)
     page = client.get("/")
     assert page.status_code == 200 and "No console profile" not in page.content.decode()
     assert client.get("/admin/").status_code == 200
