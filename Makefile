@@ -48,9 +48,10 @@ run-scaleout: export DJANGO_SECURE_SSL_REDIRECT ?= 0
 run-scaleout: export DJANGO_SECURE_COOKIES ?= 0
 run-scaleout: export DJANGO_HSTS_SECONDS ?= 0
 run-scaleout: $(VENV)/.runtime
-	@test -n "$$DATABASE_URL" || { echo "run-scaleout: set DATABASE_URL (postgres://user@host:5432/db)" >&2; exit 2; }
-	@test -n "$$REDIS_URL" || { echo "run-scaleout: set REDIS_URL (redis://host:6379/0)" >&2; exit 2; }
-	@test -n "$$DJANGO_SECRET_KEY" || { echo "run-scaleout: set DJANGO_SECRET_KEY (DEBUG is off)" >&2; exit 2; }
+	@for v in DATABASE_URL REDIS_URL DJANGO_SECRET_KEY; do \
+	  eval "test -n \"\$$$$v\"" || grep -q "^$$v=." "$${ENV_FILE:-.env}" 2>/dev/null || \
+	  { echo "run-scaleout: set $$v in the environment or in $${ENV_FILE:-.env} (docs/deployment.md)" >&2; exit 2; }; \
+	done
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	mkdir -p $(CIRCUS_DIR)
