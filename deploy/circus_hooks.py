@@ -8,29 +8,25 @@ that raised would only be logged by circus, but these never raise.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 
 logger = logging.getLogger("circus")
 
 
-def _how(status) -> str:
-    if status is None:
+def _how(exit_code) -> str:
+    """circus passes ``exit_code`` as ``Popen.returncode`` does: -N for signal N."""
+    if exit_code is None:
         return "exited (status unknown)"
     try:
-        status = int(status)
+        exit_code = int(exit_code)
     except (TypeError, ValueError):
-        return f"exited ({status})"
-    if status < 0:
+        return f"exited ({exit_code})"
+    if exit_code < 0:
         try:
-            return f"was killed by {signal.Signals(-status).name}"
+            return f"was killed by {signal.Signals(-exit_code).name}"
         except ValueError:
-            return f"was killed by signal {-status}"
-    if os.WIFSIGNALED(status):
-        return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    if os.WIFEXITED(status):
-        return f"exited with status {os.WEXITSTATUS(status)}"
-    return f"exited with status {status}"
+            return f"was killed by signal {-exit_code}"
+    return f"exited with status {exit_code}"
 
 
 def log_exit(watcher, arbiter, hook_name, **info) -> bool:
@@ -41,7 +37,7 @@ def log_exit(watcher, arbiter, hook_name, **info) -> bool:
         "%s: process %s %s; %s",
         watcher.name,
         info.get("process_pid", "?"),
-        _how(info.get("process_status")),
+        _how(info.get("exit_code")),
         what,
     )
     return True
