@@ -126,18 +126,25 @@ def queue_catch_up(agent: Agent, after: int | None) -> str:
         return queue_snapshot(agent, seq=now)
     if not changed:
         return broadcast.queue_seq_marker(now)
-    hops = Handoff.objects.filter(pk__in=changed).select_related("team", "assigned_to__user")
-    parts = []
-    for hop in hops:
-        if rights.in_queue_of(agent, hop):
-            parts.append(
-                render_to_string("handoffs/desk/queue.html#queue-row-oob", {"handoff": hop})
-            )
-        else:
-            parts.append(
-                render_to_string("handoffs/desk/queue.html#queue-row-gone", {"handoff": hop})
-            )
-    return "".join(parts) + broadcast.queue_seq_marker(now)
+    # One query for the rows still in this agent's queue (the queue page's own rule); every
+    # other changed hop is a removal (it left, or was never here: deleting it is harmless).
+    shown = list(
+        Handoff.objects.filter(pk__in=changed)
+        .filter(rights.queue_filter(agent))
+        .select_related("team", "assigned_to__user")
+    )
+    shown_ids = {hop.pk for hop in shown}
+    rows = "".join(
+        render_to_string("handoffs/desk/queue.html#queue-row", {"handoff": hop})
+        for hop in _order(shown)
+    )
+    gone = "".join(
+        f'<article id="handoff-{int(pk)}" hx-swap-oob="delete"></article>'
+        for pk in changed
+        if pk not in shown_ids
+    )
+    added = f'<div hx-swap-oob="beforeend:#queue-rows">{rows}</div>' if rows else ""
+    return gone + added + broadcast.queue_seq_marker(now)
 
 
 def conversation_catch_up(conversation_id: int, after: int | None) -> str:
