@@ -62,6 +62,7 @@ TARGET_BACK_S = 15.0
 TARGET_CPU_RATIO = 2.0
 TARGET_OFFLINE_S = 20.0
 SETTLE_S = 30.0
+REDIS_DOWN_S = 3.0
 ROW = re.compile(rb'id="handoff-(\d+)"')
 SEQ = re.compile(rb'id="queue-seq" hx-swap-oob="true" data-seq="(\d+)"')
 
@@ -207,11 +208,12 @@ class Client:
         while True:
             try:
                 await self.connect_once(target)
-                failures = 0
                 await self.read()
                 if not self.reconnect:
                     return
-                failures = 1
+                # As reconnect.js: the back-off starts over only once a frame came (a socket
+                # refused with 4013 opens and closes without one).
+                failures = 1 if self.first_frame.is_set() else failures + 1
             except ConnectionRefusedError:
                 if not self.reconnect:
                     return
@@ -450,7 +452,102 @@ async def _phase_kill(config: dict[str, Any], observer: Observer) -> dict[str, A
     }
 
 
+def _redis_server(port: int, workdir: str) -> subprocess.Popen:
+    """A private ``redis-server`` (no persistence: a restart loses everything in it)."""
+    import shutil
+    import socket as socketlib
+
+    process = subprocess.Popen(  # noqa: S603 - redis-server from PATH
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with (
+            contextlib.suppress(OSError),
+            socketlib.create_connection(("127.0.0.1", port), timeout=0.5) as sock,
+        ):
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG"):
+                return process
+        time.sleep(0.05)
+    raise RuntimeError(f"redis-server did not start on port {port}")
+
+
+async def _phase_redis_restart(config: dict[str, Any]) -> dict[str, Any]:
+    """Redis stopped for ``REDIS_DOWN_S`` and started again empty under N sockets: every
+    client back (first frame on a new socket) counted from the restart; then one
+    escalation must reach every screen."""
+    import httpx
+
+    ports = config["console_ports"]
+    clients = [Client(i, c, ports) for i, c in enumerate(config["cookies"])]
+    open_s = await _open_all(clients, ports, concurrency=None, reconnect=True)
+    redis_pid = config["redis_pid"]
+    os.kill(redis_pid, signal.SIGTERM)
+    stopped_at = time.monotonic()
+    for c in clients:
+        c.killed_at = stopped_at
+        c.back_at = None
+    await asyncio.sleep(REDIS_DOWN_S)
+    restarted = await asyncio.to_thread(_redis_server, config["redis_port"], config["workdir"])
+    restarted_at = time.monotonic()
+    while time.monotonic() - restarted_at < 60 and any(c.back_at is None for c in clients):
+        await asyncio.sleep(0.1)
+    # Back = connected again after the restart (a socket refused with 4013 meanwhile
+    # doesn't count: its first frame never came).
+    back = [max(c.back_at - restarted_at, 0.0) for c in clients if c.back_at is not None]
+    marker = f"redis-{random.randrange(10**9)}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(
+            f"http://127.0.0.1:{ports[0]}/v1/memory/store",
+            headers={"Authorization": f"Bearer {config['key']}"},
+            json={
+                "agent_id": marker,
+                "content": f"{marker}: charged twice for the March invoice, wants a refund.",
+                "importance": 1.0,
+                "metadata": {"type": "handoff", "from_agent": "tier1-bot", "to_agent": TEAM},
+            },
+        )
+    needle = marker.encode()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        seen = sum(1 for c in clients if any(needle in f for f in c.frames[-5:]))
+        if seen == len(clients):
+            break
+        await asyncio.sleep(0.1)
+    seen = sum(1 for c in clients if any(needle in f for f in c.frames))
+    refused = sum(c.failed_handshakes for c in clients)
+    await asyncio.gather(*(c.close() for c in clients))
+    return {
+        "sockets": len(clients),
+        "open_s": open_s,
+        "down_s": restarted_at - stopped_at,
+        "back": back,
+        "not_back": len(clients) - len(back),
+        "refused_or_failed_connects": refused,
+        "posted": response.status_code == 200,
+        "escalation_seen": seen,
+        "redis_pid": restarted.pid,
+    }
+
+
 async def _drive(config: dict[str, Any]) -> dict[str, Any]:
+    if config.get("phase") == "redis":
+        return await _phase_redis_restart(config)
     observer = Observer(config)
     try:
         cost = await _phase_connect_cost(config)
@@ -552,7 +649,98 @@ def _rows(args: argparse.Namespace, driven: dict[str, Any], load: str) -> list[R
             ),
         )
     )
+    redis = driven.get("redis")
+    if redis:
+        back = redis["back"]
+        p100 = max(back) if back else float("nan")
+        rows.append(
+            Row(
+                scenario="storms",
+                variant=f"Redis restarted empty under {redis['sockets']} sockets",
+                metrics={
+                    "back_p50_s": percentile(back, 50),
+                    "back_p90_s": percentile(back, 90),
+                    "back_p100_s": p100,
+                    "not_back": redis["not_back"],
+                    "down_s": redis["down_s"],
+                    "refused_or_failed_connects": redis["refused_or_failed_connects"],
+                    "escalation_seen": redis["escalation_seen"],
+                },
+                primary="back_p100_s",
+                baseline=TARGET_BACK_S,
+                baseline_label="the target (no bare equivalent)",
+                target=f"p100 ≤ {TARGET_BACK_S:g} s after the restart, all back and correct",
+                ok=(
+                    redis["not_back"] == 0
+                    and p100 <= TARGET_BACK_S
+                    and redis["escalation_seen"] == redis["sockets"]
+                ),
+                notes=(
+                    f"load {load}; Redis stopped {redis['down_s']:.1f} s, restarted empty; "
+                    f"connects refused (4013) or failed meanwhile: "
+                    f"{redis['refused_or_failed_connects']}; the escalation after: "
+                    f"{redis['escalation_seen']}/{redis['sockets']}"
+                ),
+            )
+        )
     return rows
+
+
+def _run_redis_restart(
+    args: argparse.Namespace,
+    cluster: scaleout.ScaleOut,
+    prepared: dict[str, Any],
+    console_env: dict[str, str],
+) -> dict[str, Any]:
+    """Phase 4 on a private redis-server (the machine's Redis is shared): two fresh
+    console Daphnes and a worker on it, the same database."""
+    redis_port = env.free_port()
+    redis_dir = args.workdir / "redis"
+    redis_dir.mkdir(exist_ok=True)
+    redis_process = _redis_server(redis_port, str(redis_dir))
+    redis_pid = redis_process.pid
+    private_env = {**console_env, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    consoles = [
+        StormDaphne(args.workdir, f"storms-redis-console-{i}", extra_env=private_env)
+        for i in range(2)
+    ]
+    worker = None
+    try:
+        cluster._start(consoles)
+        worker = subprocess.Popen(  # noqa: S603 - our manage.py
+            [sys.executable, "manage.py", "run_worker", "--poll", "0.5"],
+            cwd=env.ROOT,
+            env=private_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _log(args, f"Redis restart phase: private redis on :{redis_port}")
+        result = env.run_driver(
+            "bench.storms",
+            {
+                **prepared,
+                "phase": "redis",
+                "console_ports": [c.port for c in consoles],
+                "redis_pid": redis_pid,
+                "redis_port": redis_port,
+                "workdir": str(redis_dir),
+            },
+            silent=args.silent,
+            what="storm driver (Redis restart)",
+        )
+        redis_pid = result["redis_pid"]
+        return result
+    finally:
+        for console in consoles:
+            console.stop()
+        if worker is not None:
+            worker.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=15)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(redis_pid, signal.SIGTERM)
+        with contextlib.suppress(Exception):
+            redis_process.wait(timeout=10)
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -608,6 +796,8 @@ def run(args: argparse.Namespace) -> list[Row]:
             except subprocess.TimeoutExpired:
                 worker.kill()
             worker_log.close()
+        driven["redis"] = _run_redis_restart(args, cluster, prepared, console_env)
+        load = f"{load_before} → {_load()} (1/5/15 min)"
         rows = _rows(args, driven, load)
         (args.results_dir).mkdir(parents=True, exist_ok=True)
         (args.results_dir / "storms-raw.json").write_text(json.dumps(driven, indent=1))

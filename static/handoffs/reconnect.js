@@ -10,7 +10,7 @@
 
   const BASE_MS = 500;
   const CAP_MS = 10000;
-  let failures = 0;  // consecutive closes without a successful open
+  let failures = 0;  // consecutive closes since the last message received
 
   function delay(retryCount) {
     const n = Math.max(retryCount, failures);
@@ -54,5 +54,7 @@
       return socket;
     };
   }
-  document.addEventListener("htmx:wsOpen", function () { failures = 0; });
+  // The back-off starts over once the server has sent something: a socket refused with
+  // 4013 (Redis down) opens and closes at once, and must keep backing off.
+  document.addEventListener("htmx:wsAfterMessage", function () { failures = 0; });
 })();
