@@ -754,9 +754,27 @@ def run(args: argparse.Namespace) -> list[Row]:
         return []
     count = _config(args)
     with scaleout.ScaleOut(args.workdir, "storms") as cluster:
-        prepared = cluster.call("bench.storms:_setup", count)
+        # As `make run-scaleout` runs it: DEBUG off (no debug cursor recording every query),
+        # plain HTTP on loopback. One secret key for the set-up child (it signs the
+        # sessions) and the servers.
+        production = {
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": f"bench-storms-{os.getpid()}-not-a-real-secret",
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "DJANGO_SECURE_COOKIES": "0",
+            "DJANGO_HSTS_SECONDS": "0",
+            "SERVING_TIMERS": "0",
+        }
+        prepared = env.run_driver(
+            "bench.scaleout",
+            [count],
+            silent=True,
+            what="scale-out set-up bench.storms:_setup",
+            flags=("--call", "bench.storms:_setup"),
+            child_env={**cluster.console_env(), **production},
+        )
         args.cookies = prepared["cookies"]
-        console_env = {**cluster.console_env(), "SERVING_TIMERS": "0"}
+        console_env = {**cluster.console_env(), **production}
         consoles = [
             StormDaphne(args.workdir, f"storms-console-{i}", extra_env=console_env)
             for i in range(2)
@@ -774,6 +792,12 @@ def run(args: argparse.Namespace) -> list[Row]:
         try:
             _log(args, f"{count} agents; consoles :{consoles[0].port} :{consoles[1].port}")
             load_before = _load()
+            # --profile: py-spy on console A over the drive (the connect phase is most of it).
+            spy = (
+                env.start_py_spy(consoles[0].process.pid, args.results_dir / "storms-console.txt")
+                if args.profile
+                else None
+            )
             driven = env.run_driver(
                 "bench.storms",
                 {
@@ -788,6 +812,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                 silent=args.silent,
                 what="storm driver",
             )
+            env.stop_py_spy(spy)
             load = f"{load_before} → {_load()} (1/5/15 min)"
         finally:
             worker.send_signal(signal.SIGTERM)

@@ -65,6 +65,7 @@ class AgentConsumer(ForwardingConsumer):
             return
         groups = [broadcast.user_group(user.pk), *groups]
         self.groups_joined = groups  # left on disconnect, even if joining fails half-way
+        registry.attach_loop(asyncio.get_running_loop())
         snapshot = ""
         async with refuse_while_layer_down(self):
             await asyncio.gather(
@@ -86,6 +87,25 @@ class AgentConsumer(ForwardingConsumer):
 
     def snapshot_sync(self, agent: Agent) -> str:
         return ""
+
+    async def socket_resync(self, event: dict) -> None:
+        """Redis restarted without its data (``registry.heartbeat_once``): this socket's
+        groups and registry entry are gone. Rejoin, re-register, re-send the snapshot;
+        if that fails, close with 1012 so the page reconnects."""
+        if self.ended or self.agent is None or not getattr(self, "groups_joined", None):
+            return
+        self.resume_after = None  # a queue starts over
+        try:
+            await asyncio.gather(
+                *(self.channel_layer.group_add(g, self.channel_name) for g in self.groups_joined)
+            )
+            snapshot = await self._opened_and_snapshot(self.groups_joined)
+        except Exception as exc:  # noqa: BLE001 - Redis failing again: start over
+            broadcast.layer_failed("socket resync", exc)
+            await self.close(code=1012)
+            return
+        if snapshot:
+            await self.send(text_data=snapshot)
 
     async def snapshot(self, agent: Agent) -> str:
         return await database_sync_to_async(self.snapshot_sync)(agent)

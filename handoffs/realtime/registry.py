@@ -23,6 +23,7 @@ the worker); Redis round trips are pipelined: two per connect, three per disconn
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -84,12 +85,67 @@ _local = _Local()
 _beating = threading.Event()
 
 
-def heartbeat_once() -> None:
+EPOCH = "sockets:epoch"
+BEAT_SECS = 1.0
+# This process's sockets (scale-out too): resynced when Redis comes back without its data.
+_here: dict[str, tuple[int, list[str]]] = {}
+_here_lock = threading.Lock()
+_loop: Any = None
+_known_epoch: str | None = None
+
+
+def attach_loop(loop: Any) -> None:
+    """The serving event loop (from a consumer), where resync messages are sent from."""
+    global _loop
+    _loop = loop
+
+
+def heartbeat_once() -> bool:
+    """Renew this process's key; returns True when Redis lost its data since the last
+    beat (a restart without persistence): then every socket of this process has lost its
+    groups and registry entries, and is told to resync (``socket.resync``)."""
+    global _known_epoch
     from . import queue_log
 
     client = redis_client()
-    client.set(_alive_key(PROCESS_ID), "1", ex=max(int(settings.PRESENCE_TTL_SECS), 1))
+    pipe = client.pipeline(transaction=False)
+    pipe.set(_alive_key(PROCESS_ID), "1", ex=max(int(settings.PRESENCE_TTL_SECS), 1))
+    pipe.set(EPOCH, uuid.uuid4().hex, nx=True)
+    pipe.get(EPOCH)
+    epoch = _text(pipe.execute()[-1])
     queue_log.flush_pending()
+    lost = _known_epoch is not None and epoch != _known_epoch
+    _known_epoch = epoch
+    if lost:
+        resync_all()
+    return lost
+
+
+def resync_all() -> int:
+    """Tell every socket of this process to rejoin its groups, re-register and re-send
+    its snapshot (the consumers' ``socket_resync``); returns how many were told."""
+    from channels.layers import get_channel_layer
+
+    with _here_lock:
+        channels = list(_here)
+    layer, loop = get_channel_layer(), _loop
+    if not channels or layer is None or loop is None:
+        return 0
+
+    async def tell() -> None:
+        for channel in channels:
+            with contextlib.suppress(Exception):  # a socket closing meanwhile
+                await layer.send(channel, {"type": "socket.resync"})
+
+    import asyncio
+
+    asyncio.run_coroutine_threadsafe(tell(), loop)
+    logger.warning(
+        "Redis lost its data (restarted): %d sockets of this process rejoin their groups "
+        "and re-send their snapshots",
+        len(channels),
+    )
+    return len(channels)
 
 
 def _beat_forever() -> None:
@@ -104,9 +160,9 @@ def _beat_forever() -> None:
             if not failing:
                 logger.warning("presence heartbeat: Redis unavailable (%s); retrying", exc)
             failing = True
-        # While failing, retry every second: a change this process could not log while
-        # Redis was down is flushed (queue_log) as soon as it is back.
-        time.sleep(1.0 if failing else settings.PRESENCE_HEARTBEAT_SECS)
+        # Every second: a restart of Redis is noticed within a second of it answering
+        # again, and a change this process could not log meanwhile is flushed (queue_log).
+        time.sleep(BEAT_SECS)
 
 
 def ensure_heartbeat() -> None:
@@ -128,6 +184,8 @@ def opened(channel: str, agent_id: int, groups: list[str]) -> int:
             _local.per_agent[agent_id] += 1
             return _local.per_agent[agent_id]
     ensure_heartbeat()
+    with _here_lock:
+        _here[channel] = (agent_id, list(groups))
     pipe = redis_client().pipeline(transaction=False)
     pipe.set(_alive_key(PROCESS_ID), "1", ex=max(int(settings.PRESENCE_TTL_SECS), 1))
     pipe.sadd(PROCS, PROCESS_ID)
@@ -143,6 +201,9 @@ def regrouped(channel: str, agent_id: int, groups: list[str]) -> None:
             if channel in _local.channels:
                 _local.channels[channel] = (agent_id, list(groups))
         return
+    with _here_lock:
+        if channel in _here:
+            _here[channel] = (agent_id, list(groups))
     redis_client().hset(_proc_key(PROCESS_ID), channel, " ".join([str(agent_id), *groups]))
 
 
@@ -159,6 +220,8 @@ def closed(channel: str, agent_id: int, *, orphan_groups: list[str] = ()) -> int
             if left <= 0:
                 _local.per_agent.pop(agent_id, None)
             return max(left, 0)
+    with _here_lock:
+        _here.pop(channel, None)
     client = redis_client()
     pipe = client.pipeline(transaction=False)
     pipe.hdel(_proc_key(PROCESS_ID), channel)
