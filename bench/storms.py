@@ -154,6 +154,7 @@ class Client:
         self.port: int | None = None
         self.ws: Any = None
         self.frames: list[bytes] = []
+        self.snapshot_times: list[float] = []
         self.seq: int | None = None
         self.rows: set[int] = set()
         self.first_frame = asyncio.Event()
@@ -182,6 +183,8 @@ class Client:
 
     def _apply(self, frame: bytes) -> None:
         self.frames.append(frame)
+        if b'id="queue-rows"' in frame:
+            self.snapshot_times.append(time.monotonic())
         if match := SEQ.search(frame):
             self.seq = max(self.seq or 0, int(match.group(1)))
 
@@ -505,11 +508,16 @@ async def _phase_redis_restart(config: dict[str, Any]) -> dict[str, Any]:
     await asyncio.sleep(REDIS_DOWN_S)
     restarted = await asyncio.to_thread(_redis_server, config["redis_port"], config["workdir"])
     restarted_at = time.monotonic()
-    while time.monotonic() - restarted_at < 60 and any(c.back_at is None for c in clients):
+    # Back = a full queue snapshot received after the restart: on a new socket (the old
+    # one dropped; one refused with 4013 meanwhile never gets a frame) or on a socket
+    # that survived the outage and was told to resync (its groups were lost with Redis).
+
+    def back_at(client: Client) -> float | None:
+        return next((t for t in client.snapshot_times if t >= restarted_at), None)
+
+    while time.monotonic() - restarted_at < 60 and any(back_at(c) is None for c in clients):
         await asyncio.sleep(0.1)
-    # Back = connected again after the restart (a socket refused with 4013 meanwhile
-    # doesn't count: its first frame never came).
-    back = [max(c.back_at - restarted_at, 0.0) for c in clients if c.back_at is not None]
+    back = [back_at(c) - restarted_at for c in clients if back_at(c) is not None]
     marker = f"redis-{random.randrange(10**9)}"
     async with httpx.AsyncClient(timeout=30) as http:
         response = await http.post(
