@@ -23,12 +23,19 @@
       return marker && marker.dataset.seq ? Number(marker.dataset.seq) : null;
     }
     if (url.indexOf("/ws/conversations/") >= 0) {
-      let best = null;
+      // The last message before the first gap: messages can arrive out of order (a
+      // message this page posted is shown from its answer before earlier ones arrive by
+      // the socket), and resuming after the highest would skip the ones in between.
+      const seqs = [];
       document.querySelectorAll("#messages > .msg[data-seq]").forEach(function (el) {
         const seq = Number(el.dataset.seq);
-        if (!isNaN(seq) && (best === null || seq > best)) best = seq;
+        if (!isNaN(seq)) seqs.push(seq);
       });
-      return best;
+      if (!seqs.length) return null;
+      seqs.sort(function (a, b) { return a - b; });
+      let last = seqs[0];
+      for (let i = 1; i < seqs.length && seqs[i] <= last + 1; i++) last = Math.max(last, seqs[i]);
+      return last;
     }
     return null;
   }
