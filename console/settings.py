@@ -116,7 +116,7 @@ SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "db.sqlite3"))
 # at most DATABASE_POOL_MAX_SIZE open, DATABASE_POOL_MIN_SIZE kept, a caller waits up to
 # DATABASE_POOL_TIMEOUT seconds for one. DATABASE_POOL_MAX_SIZE=0 turns pooling off
 # (then DATABASE_CONN_MAX_AGE applies). Sizing: docs/deployment.md.
-DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 8)
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 16)
 DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 1)
 DATABASE_POOL_TIMEOUT = float(os.environ.get("DATABASE_POOL_TIMEOUT") or 10)
 if DATABASE_URL:
