@@ -255,10 +255,8 @@ async def _open_all(
         if gate is not None:
             async with gate:
                 await _start(client, port, reconnect)
-                await asyncio.wait_for(client.first_frame.wait(), 120)
         else:
             await _start(client, port, reconnect)
-            await asyncio.wait_for(client.first_frame.wait(), 120)
 
     await asyncio.gather(*(one(c, ports[i % len(ports)]) for i, c in enumerate(clients)))
     return time.monotonic() - started
@@ -267,8 +265,13 @@ async def _open_all(
 async def _start(client: Client, port: int, reconnect: bool) -> None:
     client.reconnect = True  # the first connect retries too (a storm may refuse some)
     client.task = asyncio.create_task(client.run(port))
+    # A failed attempt replaces ``first_frame`` with a new event: poll the attribute.
+    deadline = time.monotonic() + 120
+    while not client.first_frame.is_set():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"client {client.index}: no first frame in 120 s")
+        await asyncio.sleep(0.05)
     if not reconnect:
-        await client.first_frame.wait()
         client.reconnect = False
 
 
