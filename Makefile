@@ -1,5 +1,8 @@
-# The two commands: `make run` (demo on http://127.0.0.1:8000) and `make test`.
+# The two commands: `make run` (demo on http://127.0.0.1:$(PORT), 8000 unless PORT=...) and
+# `make test`.
 PYTHON ?= python3
+PORT ?= 8000
+
 VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgres://root@127.0.0.1:5432/postgres
@@ -25,7 +28,7 @@ migrate: $(VENV)/.runtime
 
 run: migrate
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py demo --host 127.0.0.1 --port 8000
+	$(BIN)/python manage.py demo --host 127.0.0.1 --port $(PORT)
 
 # Scale-out mode (docs/deployment.md): circus binds one socket on SCALEOUT_HOST:SCALEOUT_PORT
 # and runs WEB_PROCESSES Daphnes sharing it plus WORKER_PROCESSES run_worker processes, on
@@ -34,7 +37,7 @@ run: migrate
 WEB_PROCESSES ?= 2
 WORKER_PROCESSES ?= 1
 SCALEOUT_HOST ?= 127.0.0.1
-SCALEOUT_PORT ?= 8000
+SCALEOUT_PORT ?= $(PORT)
 CIRCUS_DIR ?= /tmp/handoff-console-circus-$(SCALEOUT_PORT)
 
 run-scaleout: export DJANGO_DEBUG = 0
@@ -45,13 +48,14 @@ run-scaleout: export DJANGO_SECURE_SSL_REDIRECT ?= 0
 run-scaleout: export DJANGO_SECURE_COOKIES ?= 0
 run-scaleout: export DJANGO_HSTS_SECONDS ?= 0
 run-scaleout: $(VENV)/.runtime
-	@test -n "$$DATABASE_URL" || { echo "run-scaleout: set DATABASE_URL (postgres://user@host:5432/db)" >&2; exit 2; }
-	@test -n "$$REDIS_URL" || { echo "run-scaleout: set REDIS_URL (redis://host:6379/0)" >&2; exit 2; }
-	@test -n "$$DJANGO_SECRET_KEY" || { echo "run-scaleout: set DJANGO_SECRET_KEY (DEBUG is off)" >&2; exit 2; }
+	@for v in DATABASE_URL REDIS_URL DJANGO_SECRET_KEY; do \
+	  eval "test -n \"\$$$$v\"" || grep -q "^$$v=." "$${ENV_FILE:-.env}" 2>/dev/null || \
+	  { echo "run-scaleout: set $$v in the environment or in $${ENV_FILE:-.env} (docs/deployment.md)" >&2; exit 2; }; \
+	done
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	mkdir -p $(CIRCUS_DIR)
-	CONSOLE_ROOT=$(CURDIR) CONSOLE_PYTHON=$(abspath $(BIN))/python CIRCUS_DIR=$(CIRCUS_DIR) \
+	PYTHONPATH=$(CURDIR)/deploy CONSOLE_ROOT=$(CURDIR) CONSOLE_PYTHON=$(abspath $(BIN))/python CIRCUS_DIR=$(CIRCUS_DIR) \
 	BIND_HOST=$(SCALEOUT_HOST) BIND_PORT=$(SCALEOUT_PORT) \
 	WEB_PROCESSES=$(WEB_PROCESSES) WORKER_PROCESSES=$(WORKER_PROCESSES) \
 	$(BIN)/circusd deploy/circus.ini

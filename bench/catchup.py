@@ -73,6 +73,9 @@ HISTORY = 1000  # earlier messages in the history variant's conversation
 CATCHUP_TIMEOUT_S = 30.0
 ROW = re.compile(rb'id="handoff-(\d+)"')
 MESSAGE = re.compile(rb'data-seq="(\d+)" data-client-id="([^"]+)"')
+QUEUE_SEQ = re.compile(rb'id="queue-seq" hx-swap-oob="true" data-seq="(\d+)"')
+GONE = re.compile(rb'<article id="handoff-(\d+)" hx-swap-oob="delete"')
+ADDED = re.compile(rb'<article class="qrow[^"]*" id="handoff-(\d+)"')
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
@@ -228,16 +231,20 @@ class Driver:
         return {"X-CSRFToken": self.csrf, "Cookie": jar, "HX-Request": "true"}
 
     # ------------------------------------------------------------ console: queue
-    async def queue_round(self, r: int, spec: dict[str, str]) -> None:
+    async def queue_round(self, r: int, spec: dict[str, str], *, resume: bool = False) -> None:
+        """``resume``: A reconnects with ``?after=`` the last queue change it saw (as the
+        page does) and applies the rows and removals it is sent, instead of a snapshot."""
         a = await _connect(self.cport, "/ws/queue/", spec["a"])
         await a.until(lambda frames: True, "A's first snapshot")
+        initial = {int(pk) for pk in ROW.findall(a.frames[0][1])}
         b = await _connect(self.cport, "/ws/queue/", spec["b"])
         await b.until(lambda frames: True, "B's snapshot")
+        seqs = [int(m) for _t, f in a.frames for m in QUEUE_SEQ.findall(f)]
         await a.leave()
 
         markers = []
         for i in range(ARRIVALS):
-            body = json.loads(_console_body(10_000 + r, i))
+            body = json.loads(_console_body((20_000 if resume else 10_000) + r, i))
             body["metadata"]["to_agent"] = spec["team"]
             markers.append(body["marker"].encode())
             response = await self.http.post(
@@ -262,13 +269,25 @@ class Driver:
                 headers=self.form_headers(spec["b"]),
             )
             _check(response, f"POST /handoffs/{pk}/accept")
-        expected = [pk for pk in pks if pk not in accepted]
+        expected = [pk for pk in [*initial, *pks] if pk not in accepted]
 
         started = time.perf_counter()
-        a = await _connect(self.cport, "/ws/queue/", spec["a"])
-        arrived = await a.until(lambda frames: b'id="queue-rows"' in frames[0], "A's catch-up")
-        snapshot = a.frames[0][1]
-        rows = [int(pk) for pk in ROW.findall(snapshot)]
+        if resume:
+            a = await _connect(self.cport, f"/ws/queue/?after={max(seqs)}", spec["a"])
+            arrived = await a.until(lambda frames: b'id="queue-seq"' in frames[0], "A's catch-up")
+            snapshot = a.frames[0][1]
+            shown = set(initial)
+            for pk in GONE.findall(snapshot):
+                shown.discard(int(pk))
+            added = [int(pk) for pk in ADDED.findall(snapshot)]
+            rows = sorted(shown) + added
+            if b'id="queue-rows"' in snapshot:  # a full snapshot after all
+                rows = [int(pk) for pk in ROW.findall(snapshot)]
+        else:
+            a = await _connect(self.cport, "/ws/queue/", spec["a"])
+            arrived = await a.until(lambda frames: b'id="queue-rows"' in frames[0], "A's catch-up")
+            snapshot = a.frames[0][1]
+            rows = [int(pk) for pk in ROW.findall(snapshot)]
         problems = []
         if len(rows) != len(set(rows)):
             problems.append(f"{len(rows) - len(set(rows))} rows twice")
@@ -279,21 +298,26 @@ class Driver:
         if extra := set(rows) - set(expected) - accepted:
             problems.append(f"{len(extra)} unknown rows")
         self.record(
-            "queue",
+            "queue-after" if resume else "queue",
             Sample(
                 arrived - started, not problems, len(rows), len(snapshot), 1, "; ".join(problems)
             ),
         )
-        self.sizes["queue"] = len(snapshot) // max(len(rows), 1)
+        if not resume:
+            self.sizes["queue"] = len(snapshot) // max(len(rows), 1)
         await a.leave()
         await b.leave()
 
     # ------------------------------------------------------------ console: conversation
-    async def chat_round(self, variant: str, r: int, chat: dict[str, Any]) -> None:
+    async def chat_round(
+        self, variant: str, r: int, chat: dict[str, Any], *, resume: bool = False
+    ) -> None:
+        """``resume``: the agent reconnects with ``?after=`` its last message's seq."""
         path = f"/ws/conversations/{chat['handoff']}/"
         socket = await _connect(self.cport, path, chat["cookie"])
         await socket.until(lambda frames: True, "the agent's first snapshot")
         before = MESSAGE.findall(socket.frames[0][1])
+        last_seq = max((int(seq) for seq, _cid in before), default=0)
         await socket.leave()
 
         missed = [
@@ -314,11 +338,14 @@ class Driver:
             return wanted <= got
 
         started = time.perf_counter()
-        socket = await _connect(self.cport, path, chat["cookie"])
+        socket = await _connect(
+            self.cport, f"{path}?after={last_seq}" if resume else path, chat["cookie"]
+        )
         arrived = await socket.until(complete, "the agent's catch-up")
         frames = [f for _t, f in socket.frames]
         received = [(int(seq), cid) for f in frames for seq, cid in MESSAGE.findall(f)]
-        self.record(variant, _judge(arrived - started, received, missed, frames, len(before)))
+        allowed = 5 if resume else len(before)  # the overlap, or the whole history
+        self.record(variant, _judge(arrived - started, received, missed, frames, allowed))
         if variant == "chat":
             self.sizes["chat"] = len(frames[0]) // max(len(received), 1)
         await socket.leave()
@@ -399,13 +426,16 @@ async def _drive(config: dict[str, Any]) -> dict[str, Any]:
         for r in range(config["rounds"]):  # console and bare alternate, so noise hits both
             await driver.queue_round(r, config["queue"][r])
             await driver.bare_round("queue", driver.sizes["queue"], r)
+            await driver.queue_round(r, config["queue"][r], resume=True)
             await driver.chat_round("chat", r, config["chats"][r])
             await driver.bare_round("chat", driver.sizes["chat"], r)
+            await driver.chat_round("chat-after", 500 + r, config["chats"][r], resume=True)
             await driver.bare_reconnect()
             print(f"  [catchup] round {r + 1} done", file=sys.stderr, flush=True)
         for r, chat in enumerate(config["histories"]):
             await driver.chat_round("history", 1000 + r, chat)
             await driver.bare_round("chat", driver.sizes["chat"], 1000 + r)
+            await driver.chat_round("history-after", 2000 + r, chat, resume=True)
             await driver.bare_reconnect()
     return {
         "samples": {k: [vars(s) for s in v] for k, v in driver.samples.items()},
@@ -454,6 +484,25 @@ def _rows(args: argparse.Namespace, driven: dict[str, Any]) -> list[Row]:
             f"conversation with {HISTORY:,} earlier messages: reconnect after "
             f"{MISSED_MESSAGES} missed",
             f"the snapshot resends all {HISTORY:,} earlier messages too",
+        ),
+        (
+            "queue-after",
+            "bare-queue",
+            f"queue, resuming with ?after=: reconnect after {ARRIVALS + ACCEPTS} missed events",
+            "the rows changed since the page's last queue change number (new rows, removals), "
+            "checked the same way",
+        ),
+        (
+            "chat-after",
+            "bare-chat",
+            f"conversation, resuming with ?after=<seq>: {MISSED_MESSAGES} missed messages",
+            "only the missed messages (and a 5-message overlap); checked the same way",
+        ),
+        (
+            "history-after",
+            "bare-chat",
+            f"conversation with {HISTORY:,} earlier messages, resuming with ?after=<seq>",
+            "only the missed messages, whatever the history",
         ),
     ]
     rows = []

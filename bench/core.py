@@ -27,6 +27,7 @@ SCENARIOS: dict[str, str] = {
     "report": "bench.report",
     "search": "bench.search",
     "offers": "bench.offers",
+    "storms": "bench.storms",  # scale-out only: mass disconnect, a killed Daphne, connect cost
 }
 # Scenarios that mostly wait: their module also has ``start(args) -> handle``,
 # ``wait_opened(handle)`` and ``finish(handle) -> list[Row]``, and the runner lets the

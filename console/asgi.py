@@ -10,15 +10,30 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from console.origin import SameOriginValidator  # noqa: E402
+from handoffs.realtime.auth import SocketAuthMiddlewareStack  # noqa: E402
 from handoffs.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(
+            SocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
     }
 )
+
+if settings.SERVING_TIMERS:
+    # Embedded mode: timers, offer routing's timeouts and sweep, automatic shift handovers
+    # and the presence sweep run here, so their pushes reach the pages this process serves
+    # (handoffs/realtime/background.py).
+    from handoffs.lifecycle import offers, presence, shifts, timers  # noqa: E402
+    from handoffs.realtime import background  # noqa: E402
+
+    application = background.ServingTimers(
+        application,
+        [timers.run_due, offers.run_due, shifts.run_due, presence.sweep_presence],
+    )

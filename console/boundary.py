@@ -114,6 +114,9 @@ def _log_once(kind: str, exc: BaseException) -> None:
 def server_error(request: HttpRequest) -> HttpResponse:
     """``handler500``: 503 while a backing service is down, else 500, in the right shape."""
     exc = sys.exc_info()[1]
+    from handoffs.supervision.metrics import count_http_error
+
+    count_http_error()
     kind = _unavailable_kind(exc)
     if kind is not None:
         return _unavailable(request, kind, exc)

@@ -11,8 +11,18 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# One documented way to give every command (manage.py, daphne, circus, cron) the same
+# environment: a ``.env`` file in the project root, or the file named by ENV_FILE. Values
+# already in the environment win over the file (python-dotenv, override=False).
+ENV_FILE = os.environ.get("ENV_FILE") or str(BASE_DIR / ".env")
+if Path(ENV_FILE).is_file():
+    load_dotenv(ENV_FILE, override=False)
+elif os.environ.get("ENV_FILE"):
+    raise ImproperlyConfigured(f"ENV_FILE={ENV_FILE} does not exist.")
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -105,12 +115,30 @@ TEMPLATES = [
 # instead of failing with "database is locked" when a read transaction upgrades.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "db.sqlite3"))
+# PostgreSQL connections are pooled per process (psycopg-pool, Django's OPTIONS["pool"]):
+# at most DATABASE_POOL_MAX_SIZE open, DATABASE_POOL_MIN_SIZE kept, a caller waits up to
+# DATABASE_POOL_TIMEOUT seconds for one. DATABASE_POOL_MAX_SIZE=0 turns pooling off
+# (then DATABASE_CONN_MAX_AGE applies). Sizing: docs/deployment.md.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 16)
+DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 1)
+DATABASE_POOL_TIMEOUT = float(os.environ.get("DATABASE_POOL_TIMEOUT") or 10)
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(
             DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0)
         )
     }
+    if DATABASE_POOL_MAX_SIZE > 0 and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django requires 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(DATABASE_POOL_MIN_SIZE, DATABASE_POOL_MAX_SIZE),
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": DATABASE_POOL_TIMEOUT,
+        }
+        # No per-checkout health check (CONN_HEALTH_CHECKS adds a round trip to every
+        # database hop of every socket): psycopg-pool drops a connection that failed
+        # when it is returned, so a PostgreSQL restart costs one failed call per pooled
+        # connection.
     DATABASES["default"]["TEST"] = {"NAME": f"test_handoffs_{os.getpid()}"}
 else:
     DATABASES = {
@@ -146,17 +174,30 @@ if OUTBOX_KICK not in {"thread", "inline"}:
     raise ImproperlyConfigured("OUTBOX_KICK must be 'thread' or 'inline'")
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Redis connections per process are bounded independently of the number of sockets
+# (docs/deployment.md, "Sizing"): the channel layer's pool (group_add/discard, sends; a
+# caller waits up to REDIS_POOL_TIMEOUT s for a free connection instead of failing) plus
+# one blocking reader; the cache's pool, shared by every thread of the process.
+REDIS_LAYER_POOL_SIZE = env_int("REDIS_LAYER_POOL_SIZE", 32)
+REDIS_CACHE_POOL_SIZE = env_int("REDIS_CACHE_POOL_SIZE", 16)
+REDIS_POOL_TIMEOUT = float(os.environ.get("REDIS_POOL_TIMEOUT") or 10)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "handoffs.realtime.layers.PooledRedisChannelLayer",
             "CONFIG": {
                 # redis-py 8 reads with a 5 s socket timeout by default, the same as the
                 # layer's blocking BZPOPMIN: the read times out first, the consumer dies
                 # and idle sockets drop every few seconds (channels_redis#422). Read
                 # longer than the 5 s pop; connect fails fast.
                 "hosts": [
-                    {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 2,
+                        "max_connections": REDIS_LAYER_POOL_SIZE,
+                        "timeout": REDIS_POOL_TIMEOUT,
+                    }
                 ],
                 "capacity": 1500,
                 "expiry": 30,
@@ -165,8 +206,16 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # One blocking pool per process for every thread's cache object
+            # (handoffs/realtime/redis_cache.py).
+            "BACKEND": "handoffs.realtime.redis_cache.SharedPoolRedisCache",
             "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "max_connections": REDIS_CACHE_POOL_SIZE,
+                "timeout": REDIS_POOL_TIMEOUT,
+                "socket_connect_timeout": 2,
+                "socket_timeout": 5,
+            },
         }
     }
 else:
@@ -174,6 +223,23 @@ else:
     # (handoffs/realtime/layers.py).
     CHANNEL_LAYERS = {"default": {"BACKEND": "handoffs.realtime.layers.EmbeddedChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Socket presence (handoffs/realtime/registry.py): each serving process heartbeats every
+# PRESENCE_HEARTBEAT_SECS; a process silent for PRESENCE_TTL_SECS is dead, its sockets
+# leave their groups and its agents go offline at the next sweep (every heartbeat).
+PRESENCE_HEARTBEAT_SECS = float(os.environ.get("PRESENCE_HEARTBEAT_SECS") or 5)
+PRESENCE_TTL_SECS = float(os.environ.get("PRESENCE_TTL_SECS") or 15)
+# Reconnect catch-up: a socket that says what it saw last (?after=) gets only what it
+# missed, unless more than CATCHUP_GAP_LIMIT items were missed (then a full snapshot).
+CATCHUP_GAP_LIMIT = env_int("CATCHUP_GAP_LIMIT", 200)
+# Timers (SLA and unanswered alerts) and the presence sweep run inside the serving process
+# (handoffs/realtime/background.py) when it is the only one, so their pushes reach pages
+# served by the in-memory channel layer; run_worker then skips the timers. Default: on in
+# embedded mode (no REDIS_URL), off in scale-out (run_worker does them).
+SERVING_TIMERS = env_bool("SERVING_TIMERS", not REDIS_URL)
+# /metrics (Prometheus text format) answers only "Authorization: Bearer <METRICS_TOKEN>";
+# unset, it answers 404.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one
 # username from one address, that pair is locked out for AXES_COOLOFF_MINUTES (429 and
@@ -347,7 +413,7 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # The health checks answer plain HTTP on the internal network (load balancers).
-SECURE_REDIRECT_EXEMPT = [r"^health(/live|/ready)?$"]
+SECURE_REDIRECT_EXEMPT = [r"^health(/live|/ready)?$", r"^metrics$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 

@@ -204,9 +204,15 @@ def sent(monkeypatch) -> list[tuple[str, dict]]:
 
 @pytest.fixture
 def fresh_socket_counts():
-    """Presence counts sockets in the cache; start (and end) a test with zero sockets."""
+    """Presence counts sockets (the cache, the embedded socket registry): start (and end) a
+    test with zero sockets and an empty queue change log."""
     from django.core.cache import cache
 
+    from handoffs.realtime import queue_log, registry
+
     cache.clear()
+    registry.reset_local()
+    queue_log.reset_local()
     yield
     cache.clear()
+    registry.reset_local()

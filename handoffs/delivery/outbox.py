@@ -30,7 +30,10 @@ from ..models import Handoff, MemoryWrite, OutboxStatus, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
+# A claimed row is leased for LEASE and the lease is renewed every LEASE / 3 while the
+# process that claimed it lives (``LeaseKeeper``): rows claimed by a process that died
+# are taken over by another within LEASE (issue 19: 185 writes waited ~50 s).
+LEASE = timedelta(seconds=10)
 MAX_WEBHOOK_ATTEMPTS = 10
 MAX_MEMORY_ATTEMPTS = 50
 WEBHOOK_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
@@ -50,12 +53,66 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def _claim(model, pk: int, now) -> bool:
-    return (
+    claimed = (
         model.objects.filter(pk=pk, status=OutboxStatus.PENDING, next_attempt_at__lte=now).update(
             next_attempt_at=now + LEASE
         )
         == 1
     )
+    if claimed:
+        leases.hold(model, pk)
+    return claimed
+
+
+class LeaseKeeper:
+    """Renews the leases of the rows this process is working on, every LEASE / 3, on one
+    daemon thread (started with the first claim). A row is held from its claim until its
+    outcome is written (``release``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[type, set[int]] = {}
+        self._thread: threading.Thread | None = None
+
+    def hold(self, model: type, pk: int) -> None:
+        with self._lock:
+            self._held.setdefault(model, set()).add(pk)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="outbox-leases", daemon=True)
+                self._thread.start()
+
+    def release(self, model: type, pk: int) -> None:
+        with self._lock:
+            self._held.get(model, set()).discard(pk)
+
+    def held(self) -> dict[type, set[int]]:
+        with self._lock:
+            return {model: set(pks) for model, pks in self._held.items() if pks}
+
+    def renew(self) -> int:
+        """Extend every held row's lease now; returns how many rows were renewed."""
+        renewed = 0
+        for model, pks in self.held().items():
+            renewed += model.objects.filter(pk__in=pks, status=OutboxStatus.PENDING).update(
+                next_attempt_at=timezone.now() + LEASE
+            )
+        return renewed
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        while True:
+            time.sleep(LEASE.total_seconds() / 3)
+            try:
+                if self.held():
+                    self.renew()
+            except Exception:  # noqa: BLE001 - the database is away: the lease may lapse
+                logger.warning("renewing outbox leases failed", exc_info=True)
+            finally:
+                connections.close_all()
+
+
+leases = LeaseKeeper()
 
 
 # ---------------------------------------------------------------- memory writes
@@ -122,6 +179,7 @@ def apply_memory_writes(limit: int = 200) -> int:
             try:
                 _apply(candidate)
             except StoreError as exc:
+                leases.release(MemoryWrite, candidate.pk)
                 attempts = candidate.attempts + 1
                 MemoryWrite.objects.filter(pk=candidate.pk).update(
                     attempts=attempts,
@@ -135,6 +193,10 @@ def apply_memory_writes(limit: int = 200) -> int:
                     return applied  # unordered writes: the store is failing, stop here
                 blocked.add(candidate.conversation_id)
                 continue
+            except BaseException:
+                leases.release(MemoryWrite, candidate.pk)  # the lease lapses: retried
+                raise
+            leases.release(MemoryWrite, candidate.pk)
             MemoryWrite.objects.filter(pk=candidate.pk).update(
                 status=OutboxStatus.DONE,
                 result_id=candidate.result_id,
@@ -187,7 +249,10 @@ def deliver_webhooks(limit: int = 50, client: httpx.Client | None = None) -> int
                 break
             if not _claim(WebhookDelivery, candidate.pk, now):
                 continue
-            ok, status_code, error = _deliver(candidate, client)
+            try:
+                ok, status_code, error = _deliver(candidate, client)
+            finally:
+                leases.release(WebhookDelivery, candidate.pk)
             attempts = candidate.attempts + 1
             if ok:
                 WebhookDelivery.objects.filter(pk=candidate.pk).update(

@@ -14,26 +14,23 @@ Logout and deactivation close every socket of the user (``session.logout``).
 
 from __future__ import annotations
 
+import asyncio
+
 from channels.db import database_sync_to_async
-from django.core.cache import cache
 from django.template.loader import render_to_string
 
 from ..access import agents as rights
-from ..lifecycle.offers import set_presence
-from ..lifecycle.presence import AWAY_KEY
-from ..models import Agent, Message, Presence
-from ..realtime import broadcast
+from ..models import Agent
+from ..realtime import broadcast, registry
 from ..realtime.consumers import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHENTICATED,
     ForwardingConsumer,
     is_typing,
+    refuse_while_layer_down,
 )
-from . import inbox, selectors
-
-SOCKETS_KEY = "presence:sockets:{}"
-SOCKETS_TTL = 26 * 3600  # longer than Daphne's 24-hour socket limit
-AWAY_MEMORY_SECS = 300
+from . import inbox, selectors, snapshots, sockets
+from .sockets import socket_closed, socket_opened  # noqa: F401 - imported from here
 
 
 @database_sync_to_async
@@ -48,38 +45,8 @@ def _fresh_agent(agent_id: int) -> Agent | None:
 
 @database_sync_to_async
 def inbox_badge(agent: Agent) -> str:
-    """The nav badge as the database has it now (sent on every (re)connect)."""
+    """The nav badge as the database has it now (the floor socket's first frame)."""
     return inbox.render_badge(agent)
-
-
-@database_sync_to_async
-def socket_opened(agent: Agent) -> None:
-    key = SOCKETS_KEY.format(agent.pk)
-    cache.add(key, 0, SOCKETS_TTL)
-    cache.incr(key)
-    agent.refresh_from_db(fields=["presence", "shift_ended_at"])
-    # An agent whose shift ended (End shift, or an automatic handover) stays offline
-    # until they start a shift again (presence online).
-    if agent.presence == Presence.OFFLINE and agent.shift_ended_at is None:
-        # Moving between pages closes one socket before the next opens: an agent who
-        # had set "away" comes back away, not online.
-        was_away = cache.get(AWAY_KEY.format(agent.pk))
-        set_presence(agent=agent, presence=Presence.AWAY if was_away else Presence.ONLINE)
-
-
-@database_sync_to_async
-def socket_closed(agent: Agent) -> None:
-    key = SOCKETS_KEY.format(agent.pk)
-    try:
-        remaining = cache.decr(key)
-    except ValueError:
-        remaining = 0
-    if remaining <= 0:
-        cache.delete(key)
-        agent.refresh_from_db(fields=["presence"])
-        if agent.presence == Presence.AWAY:
-            cache.set(AWAY_KEY.format(agent.pk), 1, AWAY_MEMORY_SECS)
-        set_presence(agent=agent, presence=Presence.OFFLINE, actor="system")
 
 
 class AgentConsumer(ForwardingConsumer):
@@ -93,7 +60,8 @@ class AgentConsumer(ForwardingConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.agent = await _agent_for(user)
+        # ``SocketAuthMiddleware`` loaded the agent with the user (one query).
+        self.agent = self.scope["agent"] if "agent" in self.scope else await _agent_for(user)
         if self.agent is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -101,20 +69,70 @@ class AgentConsumer(ForwardingConsumer):
         if groups is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.groups_joined = [broadcast.user_group(user.pk), *groups]
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        groups = [broadcast.user_group(user.pk), *groups]
+        self.groups_joined = groups  # left on disconnect, even if joining fails half-way
+        registry.attach_loop(asyncio.get_running_loop())
+        snapshot = ""
+        async with refuse_while_layer_down(self):
+            await asyncio.gather(
+                *(self.channel_layer.group_add(group, self.channel_name) for group in groups)
+            )
+            # Joined first, then read: nothing that changes after the read is missed.
+            snapshot = await self._opened_and_snapshot(groups)
+        if self.refused:
+            return
         await self.accept()
-        await socket_opened(self.agent)
-        # One frame: the page's snapshot and the nav badge, both as the database has them.
-        snapshot = await self.snapshot(self.agent)
-        await self.send(text_data=snapshot + await inbox_badge(self.agent))
+        if snapshot:
+            await self.send(text_data=snapshot)
+
+    @database_sync_to_async
+    def _opened_and_snapshot(self, groups: list[str]) -> str:
+        """Presence and the first frame in one trip to the consumer thread: the page's
+        snapshot and the nav badge, both as the database has them now."""
+        sockets.socket_opened_sync(self.agent, self.channel_name, groups)
+        badge = inbox.render_badge(self.agent) if self.SENDS_BADGE else ""
+        return self.snapshot_sync(self.agent) + badge
+
+    # Every console page shows the nav badge from its own socket (or the badge-only inbox
+    # socket); the desk socket beside it (offers) leaves the badge and its alerts alone.
+    SENDS_BADGE = True
+
+    def admits(self, message: dict) -> bool:
+        return self.SENDS_BADGE or message["type"] not in ("inbox.update", "inbox.rows")
+
+    def snapshot_sync(self, agent: Agent) -> str:
+        return ""
+
+    async def socket_resync(self, event: dict) -> None:
+        """Redis restarted without its data (``registry.heartbeat_once``): this socket's
+        groups and registry entry are gone. Rejoin, re-register, re-send the snapshot;
+        if that fails, close with 1012 so the page reconnects."""
+        if self.ended or self.agent is None or not getattr(self, "groups_joined", None):
+            return
+        self.resume_after = None  # a queue starts over
+        try:
+            await asyncio.gather(
+                *(self.channel_layer.group_add(g, self.channel_name) for g in self.groups_joined)
+            )
+            snapshot = await self._opened_and_snapshot(self.groups_joined)
+        except Exception as exc:  # noqa: BLE001 - Redis failing again: start over
+            broadcast.layer_failed("socket resync", exc)
+            await self.close(code=1012)
+            return
+        if snapshot:
+            await self.send(text_data=snapshot)
+
+    async def snapshot(self, agent: Agent) -> str:
+        return await database_sync_to_async(self.snapshot_sync)(agent)
 
     async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        if self.agent is not None and getattr(self, "groups_joined", None):
-            await socket_closed(self.agent)
+        groups = getattr(self, "groups_joined", None)
+        if not groups or self.agent is None:
+            return
+        # Queued before anything is awaited, and shielded: even if Daphne cancels this
+        # handler the socket's groups and presence are settled (``sockets``).
+        done = sockets.socket_closing(self.channel_layer, self.channel_name, self.agent, groups)
+        await asyncio.shield(done)
 
     RESYNC_ON_RIGHTS_CHANGED = False
 
@@ -137,6 +155,7 @@ class AgentConsumer(ForwardingConsumer):
         for group in set(wanted) - set(self.groups_joined):
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = wanted
+        await database_sync_to_async(registry.regrouped)(self.channel_name, agent.pk, wanted)
         if self.RESYNC_ON_RIGHTS_CHANGED:
             snapshot = await self.snapshot(agent)
             if snapshot:
@@ -160,9 +179,6 @@ class AgentConsumer(ForwardingConsumer):
 
     async def groups_for(self, agent: Agent) -> list[str] | None:
         return []
-
-    async def snapshot(self, agent: Agent) -> str:
-        return ""
 
     async def session_logout(self, event: dict) -> None:
         self.ended = True  # nothing more reaches it, even before the close completes
@@ -200,12 +216,17 @@ class QueueConsumer(AgentConsumer):
             groups.append(broadcast.SUPERVISOR_QUEUE)
         return groups
 
-    @database_sync_to_async
-    def snapshot(self, agent: Agent) -> str:
-        return render_to_string(
-            "handoffs/desk/queue.html#queue-rows",
-            {"handoffs": selectors.queue_for_agent(agent=agent), "oob": True, "agent": agent},
-        )
+    def snapshot_sync(self, agent: Agent) -> str:
+        # The first one resumes from the page's last change (?after=); a resync after
+        # a rights change starts over.
+        after, self.resume_after = self.resume_after, None
+        return snapshots.queue_catch_up(agent, after)
+
+    resume_after: int | None = None
+
+    async def connect(self) -> None:
+        self.resume_after = snapshots.parse_after(self.scope.get("query_string", b""))
+        await super().connect()
 
 
 class HandoffConsumer(AgentConsumer):
@@ -218,8 +239,7 @@ class HandoffConsumer(AgentConsumer):
             return None
         return [broadcast.handoff_group(handoff_id)]
 
-    @database_sync_to_async
-    def snapshot(self, agent: Agent) -> str:
+    def snapshot_sync(self, agent: Agent) -> str:
         handoff = selectors.visible_handoff(
             agent=agent, handoff_id=self.scope["url_route"]["kwargs"]["pk"]
         )
@@ -271,13 +291,9 @@ class ConversationConsumer(AgentConsumer):
             handoff_id=message.get("handoff_id"), seq=message.get("seq")
         )
 
-    @database_sync_to_async
-    def snapshot(self, agent: Agent) -> str:
-        messages = Message.objects.filter(conversation_id=self.conversation_id).order_by("seq")
-        return render_to_string(
-            "handoffs/chat.html#messages",
-            {"chat_messages": messages, "audience": "agent", "oob": True},
-        )
+    def snapshot_sync(self, agent: Agent) -> str:
+        after = snapshots.parse_after(self.scope.get("query_string", b""))
+        return snapshots.conversation_catch_up(self.conversation_id, after)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if (
@@ -312,8 +328,7 @@ class InboxConsumer(AgentConsumer):
 
     counted = False
 
-    @database_sync_to_async
-    def snapshot(self, agent: Agent) -> str:
+    def snapshot_sync(self, agent: Agent) -> str:
         if not self.wants_rows():
             return ""
         if not self.counted:  # rows are rendered for pushes only while a page is open

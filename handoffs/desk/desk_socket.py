@@ -22,8 +22,9 @@ class DeskConsumer(AgentConsumer):
     def groups_for(self, agent: Agent) -> list[str]:
         return [broadcast.desk_group(agent.user_id)]
 
-    @database_sync_to_async
-    def snapshot(self, agent: Agent) -> str:
+    SENDS_BADGE = False  # the page's own socket carries the badge and its alerts
+
+    def snapshot_sync(self, agent: Agent) -> str:
         return offers_panel(agent)
 
     async def offer_update(self, event: dict) -> None:

@@ -3,6 +3,7 @@ it), the alerts preference, and a superuser's profile made on first visit."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.db import transaction
@@ -13,6 +14,9 @@ from ..realtime import broadcast
 from .errors import HandoffError
 
 AWAY_KEY = "presence:away:{}"  # set while an away agent has no socket open
+# Set for a while when the system (not the agent) set them offline: only those may be
+# brought back online by the sweep (an agent who chose "offline" stays offline).
+SYSTEM_OFFLINE_KEY = "presence:system-offline:{}"
 
 
 def agent_set_presence(*, agent: Agent, presence: str, actor: str | None = None) -> bool:
@@ -26,6 +30,11 @@ def agent_set_presence(*, agent: Agent, presence: str, actor: str | None = None)
         from django.core.cache import cache
 
         cache.delete(AWAY_KEY.format(agent.pk))
+    from django.core.cache import cache
+
+    if presence == Presence.OFFLINE and actor == "system":
+        with contextlib.suppress(Exception):  # the cache (Redis) may be down: only a hint
+            cache.set(SYSTEM_OFFLINE_KEY.format(agent.pk), 1, 120)
     with transaction.atomic():
         if presence == Presence.ONLINE and agent.shift_ended_at is not None:
             Agent.objects.filter(pk=agent.pk).update(shift_ended_at=None)
@@ -69,3 +78,57 @@ def agent_profile_for_superuser(*, user: Any) -> Agent | None:
                 data={"agent": user.get_username(), "role": Role.ADMIN, "via": "first visit"},
             )
     return agent
+
+
+_last_sweep = float("-inf")
+_swept_once = False
+
+
+def sweep_presence(*, force: bool = False) -> dict[str, int]:
+    """Make presence follow the sockets that are really open (``realtime.registry``).
+
+    Removes dead processes' sockets (from presence and from their groups), then: an
+    agent shown online or away with no socket in any live process goes offline (a killed
+    Daphne's agents, within ``PRESENCE_TTL_SECS`` + ``PRESENCE_HEARTBEAT_SECS``); one shown
+    offline with a socket open comes back online (or away), which settles a connect that
+    raced its previous socket's close. Runs at most once per heartbeat interval unless
+    ``force``; the worker runs it after each pass in scale-out, the serving process in
+    embedded mode, where a socket's close always runs its handler while the process lives:
+    there only the first sweep (after a restart) takes agents offline.
+    """
+    import time
+
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from ..realtime import registry
+
+    global _last_sweep, _swept_once
+    now = time.monotonic()
+    if not force and now - _last_sweep < settings.PRESENCE_HEARTBEAT_SECS:
+        return {}
+    _last_sweep = now
+    may_take_offline = registry.scale_out() or not _swept_once
+    _swept_once = True
+    reaped = registry.reap()
+    agents = list(Agent.objects.select_related("user"))
+    counts = registry.live_counts([agent.pk for agent in agents])
+    went_offline = came_back = 0
+    for agent in agents:
+        open_sockets = counts.get(agent.pk, 0)
+        if agent.presence != Presence.OFFLINE and open_sockets <= 0 and may_take_offline:
+            if agent.presence == Presence.AWAY:
+                cache.set(AWAY_KEY.format(agent.pk), 1, 300)
+            went_offline += agent_set_presence(
+                agent=agent, presence=Presence.OFFLINE, actor="system"
+            )
+        elif (
+            agent.presence == Presence.OFFLINE
+            and open_sockets > 0
+            and cache.get(SYSTEM_OFFLINE_KEY.format(agent.pk))
+        ):
+            was_away = cache.get(AWAY_KEY.format(agent.pk))
+            came_back += agent_set_presence(
+                agent=agent, presence=Presence.AWAY if was_away else Presence.ONLINE
+            )
+    return {**reaped, "offline": went_offline, "online": came_back}

@@ -76,6 +76,19 @@ def health_ready(request: HttpRequest) -> JsonResponse:
         response["Retry-After"] = "5"
         return response
     checks: dict[str, Any] = {"database": "ok"}
+    if settings.REDIS_URL:
+        # Scale-out: without the channel layer no socket can connect (they are refused
+        # with 4013) and nothing is pushed live, so this process is not ready.
+        problem = _channel_layer_problem()
+        if problem:
+            checks["channel_layer"] = f"error: {problem}"
+            response = JsonResponse(
+                {"status": "not_ready", "reason": "channel layer (Redis)", "checks": checks},
+                status=503,
+            )
+            response["Retry-After"] = "5"
+            return response
+        checks["channel_layer"] = "ok"
     if settings.DAKERA_URL:
         # Remote mode: is the configured Dakera answering, and does it accept our key?
         from .remote import get_remote_store
@@ -97,6 +110,32 @@ def health_ready(request: HttpRequest) -> JsonResponse:
             response["Retry-After"] = "5"
             return response
     return JsonResponse({"status": "ready", "checks": checks})
+
+
+def _channel_layer_problem(timeout: float = 2.0) -> str:
+    """Empty when the channel layer answers a group send within ``timeout`` s; else why.
+
+    A send to a group with no members: the same Redis round trips as a broadcast (the
+    layer's own pool and connection), nothing left behind."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return "no channel layer configured"
+
+    async def probe() -> None:
+        await asyncio.wait_for(
+            layer.group_send("health.ready", {"type": "health.probe"}), timeout=timeout
+        )
+
+    try:
+        async_to_sync(probe)()
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return f"{exc.__class__.__name__}"
+    return ""
 
 
 def _session_namespace(request: HttpRequest, session_id: str) -> None:

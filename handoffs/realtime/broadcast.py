@@ -16,6 +16,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.template.loader import render_to_string
+from redis.exceptions import RedisError
+
+from . import outage, queue_log
 
 if TYPE_CHECKING:
     from ..models import Message
@@ -60,6 +63,22 @@ def desk_group(user_id: int) -> str:
     return f"desk.{user_id}"
 
 
+def _after_commit(fn: Callable[[], object]) -> None:
+    """Run ``fn`` once the transaction commits. While Redis is down a broadcast (or a
+    cache read it makes) fails: one log line per outage (``outage``), never a
+    traceback per change and never an error for the request that committed."""
+
+    def guarded() -> None:
+        try:
+            fn()
+        except (OSError, RedisError) as exc:
+            outage.failed("broadcast after commit", exc)
+        except Exception:
+            logger.exception("broadcast after commit failed")
+
+    transaction.on_commit(guarded, robust=True)
+
+
 def send(group: str, event: dict[str, Any]) -> None:
     """Send one event to one group now (services use the on-commit helpers)."""
     layer = get_channel_layer()
@@ -68,15 +87,29 @@ def send(group: str, event: dict[str, Any]) -> None:
     for attempt in (1, 2):
         try:
             async_to_sync(layer.group_send)(group, event)
+            outage.succeeded()
             return
-        except Exception:
+        except Exception as exc:
             # After Redis restarts, a pooled connection to the old server fails once and
             # is reconnected: retry once, or this doorbell is lost with no gap for any
             # client to notice (tests/scaleout). A doorbell lost while Redis is down is
             # recoverable (the sockets drop and re-sync from the database); failing the
             # request that already committed because the layer hiccuped is not.
             if attempt == 2:
-                logger.exception("group_send to %s failed", group)
+                outage.failed(f"group_send to {group}", exc)
+
+
+def layer_failed(what: str, exc: BaseException) -> None:
+    """A consumer's channel-layer call failed: one log line per outage (``outage``)."""
+    outage.failed(what, exc)
+
+
+def queue_seq_marker(seq: int | None) -> str:
+    """The queue change number a frame was sent at (the page keeps the highest it saw
+    and reconnects with ``?after=``; ``queue_log``)."""
+    if seq is None:
+        return ""
+    return f'<span id="queue-seq" hx-swap-oob="true" data-seq="{int(seq)}" hidden></span>'
 
 
 def _queue_row(handoff: Any, viewer: Any = None) -> str:
@@ -93,9 +126,15 @@ def push_queue_row(
     from ..access import agents as rights
 
     audience = rights.queue_audience(handoff, old_team=old_team, old_user_id=old_user_id)
+    marker = queue_seq_marker(queue_log.record(handoff.pk))
 
     def event(html: str) -> dict[str, Any]:
-        return {"type": "queue.update", "html": html, "change": change, "handoff_id": handoff.pk}
+        return {
+            "type": "queue.update",
+            "html": html + marker,
+            "change": change,
+            "handoff_id": handoff.pk,
+        }
 
     if audience.gone_teams or audience.gone_users:
         gone = event(
@@ -142,7 +181,7 @@ def publish_handoff_change(handoff_id: int, change: str) -> None:
 
 
 def handoff_changed_on_commit(*, handoff_id: int, change: str) -> None:
-    transaction.on_commit(lambda: publish_handoff_change(handoff_id, change), robust=True)
+    _after_commit(lambda: publish_handoff_change(handoff_id, change))
 
 
 def publish_presence(agent_id: int) -> None:
@@ -150,7 +189,7 @@ def publish_presence(agent_id: int) -> None:
 
 
 def presence_changed_on_commit(*, agent_id: int) -> None:
-    transaction.on_commit(lambda: publish_presence(agent_id), robust=True)
+    _after_commit(lambda: publish_presence(agent_id))
 
 
 def close_user_sockets(user_id: int) -> None:
@@ -168,13 +207,11 @@ def rights_changed(*, user_id: int | None = None, handoff_id: int | None = None)
 
 
 def rights_changed_on_commit(*, user_id: int | None = None, handoff_id: int | None = None) -> None:
-    transaction.on_commit(
-        lambda: rights_changed(user_id=user_id, handoff_id=handoff_id), robust=True
-    )
+    _after_commit(lambda: rights_changed(user_id=user_id, handoff_id=handoff_id))
 
 
 def close_user_sockets_on_commit(*, user_id: int) -> None:
-    transaction.on_commit(lambda: close_user_sockets(user_id), robust=True)
+    _after_commit(lambda: close_user_sockets(user_id))
 
 
 def agents_group(conversation_id: int) -> str:
@@ -224,7 +261,7 @@ def publish_message(message: Message) -> None:
 
 def message_posted_on_commit(*, message: Message) -> None:
     """Ring both sides once the message is committed (the instance just saved)."""
-    transaction.on_commit(lambda: publish_message(message), robust=True)
+    _after_commit(lambda: publish_message(message))
 
 
 async def typing(*, conversation_id: int, who: str, label: str) -> None:
@@ -237,10 +274,7 @@ async def typing(*, conversation_id: int, who: str, label: str) -> None:
 
 def conversation_closed_on_commit(*, conversation_id: int) -> None:
     """After the closing messages: end the customer's sockets (the link stops working)."""
-    transaction.on_commit(
-        lambda: send(customer_group(conversation_id), {"type": "conversation.closed"}),
-        robust=True,
-    )
+    _after_commit(lambda: send(customer_group(conversation_id), {"type": "conversation.closed"}))
 
 
 # ---------------------------------------------------------------- the supervisors' floor
@@ -326,11 +360,12 @@ def publish_reassigned(
         )
     elif handoff.status == Status.WAITING and handoff.team is not None:
         # Moved to a team's queue: off the old team's screens, onto the new team's.
+        marker = queue_seq_marker(queue_log.record(handoff.pk))
         if old_team and old_team != handoff.team.slug:
             gone = render_to_string("handoffs/desk/queue.html#queue-row-gone", {"handoff": handoff})
-            send(queue_group(old_team), {"type": "queue.update", "html": gone})
+            send(queue_group(old_team), {"type": "queue.update", "html": gone + marker})
         row = render_to_string("handoffs/desk/queue.html#queue-row-oob", {"handoff": handoff})
-        send(queue_group(handoff.team.slug), {"type": "queue.update", "html": row})
+        send(queue_group(handoff.team.slug), {"type": "queue.update", "html": row + marker})
     elif handoff.status == Status.ACCEPTED and handoff.accepted_by is not None:
         notify_user(
             handoff.accepted_by.user_id,
@@ -349,16 +384,13 @@ def publish_reassigned(
 def handoff_reassigned_on_commit(
     *, handoff_id: int, old_team: str | None, old_user_id: int | None, by: str
 ) -> None:
-    transaction.on_commit(
-        lambda: publish_reassigned(handoff_id, old_team=old_team, old_user_id=old_user_id, by=by),
-        robust=True,
+    _after_commit(
+        lambda: publish_reassigned(handoff_id, old_team=old_team, old_user_id=old_user_id, by=by)
     )
 
 
 def notify_user_on_commit(*, user_id: int, text: str, url: str = "", level: str = "info") -> None:
-    transaction.on_commit(
-        lambda: notify_user(user_id, text=text, url=url, level=level), robust=True
-    )
+    _after_commit(lambda: notify_user(user_id, text=text, url=url, level=level))
 
 
 # ---------------------------------------------------------------- the customer's side
@@ -423,7 +455,7 @@ def publish_customer_status(handoff_id: int) -> None:
 
 
 def customer_status_on_commit(*, handoff_id: int) -> None:
-    transaction.on_commit(lambda: publish_customer_status(handoff_id), robust=True)
+    _after_commit(lambda: publish_customer_status(handoff_id))
 
 
 def publish_csat(conversation_id: int) -> None:
@@ -438,7 +470,7 @@ def publish_csat(conversation_id: int) -> None:
 
 
 def csat_recorded_on_commit(*, conversation_id: int) -> None:
-    transaction.on_commit(lambda: publish_csat(conversation_id), robust=True)
+    _after_commit(lambda: publish_csat(conversation_id))
 
 
 # ---------------------------------------------------------------- the agents' inboxes
@@ -496,7 +528,7 @@ def publish_inbox(user_ids: list[int], *, message: Message | None = None) -> Non
 
 
 def inbox_changed_on_commit(*, user_ids: list[int]) -> None:
-    transaction.on_commit(lambda: publish_inbox(user_ids), robust=True)
+    _after_commit(lambda: publish_inbox(user_ids))
 
 
 # ---------------------------------------------------------------- offers (offer routing)
@@ -529,9 +561,7 @@ def publish_offers(user_ids: list[int], *, handoff_id: int | None, change: str) 
 
 
 def offers_changed_on_commit(*, user_ids: list[int], handoff_id: int | None, change: str) -> None:
-    transaction.on_commit(
-        lambda: publish_offers(user_ids, handoff_id=handoff_id, change=change), robust=True
-    )
+    _after_commit(lambda: publish_offers(user_ids, handoff_id=handoff_id, change=change))
 
 
 def desk_notice(user_id: int, *, html: str) -> None:

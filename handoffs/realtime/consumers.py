@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from . import outage
+
 CLOSE_UNAUTHENTICATED = 4401  # not signed in (any more): the page goes to the login
 CLOSE_FORBIDDEN = 4403  # not allowed, or no longer: refused, or a right ended (the page
 # shows the reason pushed just before and does not reconnect)
+CLOSE_TRY_AGAIN = 4013  # the channel layer (Redis) is down: the page shows "Reconnecting…"
+# and retries with its back-off (RFC 6455's 1013 "try again later", in the private range)
 
 
 class ForwardingConsumer(AsyncWebsocketConsumer):
@@ -35,6 +42,7 @@ class ForwardingConsumer(AsyncWebsocketConsumer):
     )
 
     ended = False  # set when the right that opened this socket ended: forward nothing
+    refused = False  # set when the connect was refused (CLOSE_TRY_AGAIN)
 
     _typing_sent_at = float("-inf")
 
@@ -65,3 +73,22 @@ def is_typing(text_data: str | None) -> bool:
         return json.loads(text_data).get("typing") is True
     except (ValueError, AttributeError):
         return False
+
+
+@contextlib.asynccontextmanager
+async def refuse_while_layer_down(consumer: AsyncWebsocketConsumer) -> AsyncIterator[None]:
+    """Run a connect's channel-layer and registry calls; if they fail (Redis down), the
+    socket is accepted and closed at once with ``CLOSE_TRY_AGAIN`` (a browser sees a
+    close code, where an exception before ``accept`` would be an HTTP 500), and the
+    outage is logged once (``outage``)."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any layer failure refuses the same way
+        outage.failed("socket connect", exc)
+        consumer.refused = True
+        await consumer.accept()
+        await consumer.close(code=CLOSE_TRY_AGAIN)
+    else:
+        outage.succeeded()

@@ -26,6 +26,8 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
+from channels_redis.core import RedisChannelLayer
+from redis import asyncio as aioredis
 
 _IMMUTABLE = (str, int, float, bool, type(None))
 
@@ -90,3 +92,23 @@ class EmbeddedChannelLayer(InMemoryChannelLayer):
             queue = self._queue(channel)
             if not queue.full():  # as the stock layer: a full member misses this message
                 queue.put_nowait((expires, copy(message)))
+
+
+# ---------------------------------------------------------------- scale-out (Redis)
+class PooledRedisChannelLayer(RedisChannelLayer):
+    """channels-redis on a *blocking*, bounded pool per event loop.
+
+    The stock layer builds a plain ``redis.asyncio.ConnectionPool`` that raises
+    ``MaxConnectionsError: Too many connections`` once ``max_connections`` are in use:
+    2,000 sockets closing at once run 2,000 disconnect handlers, each with its
+    ``group_discard`` calls, and hundreds failed (issue 19), leaving dead channels in
+    groups and agents "online". Here the pool holds at most ``max_connections``
+    (``REDIS_LAYER_POOL_SIZE``) and a caller waits up to ``timeout`` seconds
+    (``REDIS_POOL_TIMEOUT``) for a free one, so a burst queues instead of failing, and
+    the idle connections a Daphne keeps are bounded by the pool, not by its sockets.
+    """
+
+    def create_pool(self, index: int) -> Any:
+        host = dict(self.hosts[index])
+        address = host.pop("address")
+        return aioredis.BlockingConnectionPool.from_url(address, **host)

@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from . import views
+from . import metrics, views
 
 urlpatterns = [
+    path("metrics", metrics.metrics, name="metrics"),
     path("floor/", views.floor_page, name="floor"),
     path("floor/handoffs/<int:pk>/reassign", views.floor_reassign, name="reassign"),
     path("reports/transfers/", views.transfer_report, name="transfer-report"),

@@ -233,7 +233,9 @@
       // The extension only retries abnormal closes; a clean server-side close (a restart,
       // Daphne's socket time limit) must come back too.
       const wrapper = evt.detail.socketWrapper;
-      setTimeout(function () { if (wrapper && wrapper.reconnect) wrapper.reconnect(); }, 1000);
+      // With jittered back-off (reconnect.js): 4013 is a refusal while Redis is down.
+      const wait = window.HandoffReconnect ? window.HandoffReconnect.nextDelay() : 1000;
+      setTimeout(function () { if (wrapper && wrapper.reconnect) wrapper.reconnect(); }, wait);
     }
   });
   // The endings form: show the fields the chosen action uses, name the button after it.

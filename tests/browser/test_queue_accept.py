@@ -155,7 +155,8 @@ def test_live_indicator(new_context, billing_agents, live_server_url):
         ws.connect_to_server()
         sockets.append(ws)
 
-    context.route_web_socket(re.compile(r".*/ws/queue/$"), through)
+    # A reconnect resumes from the last queue change it saw (``?after=N``, reconnect.js).
+    context.route_web_socket(re.compile(r".*/ws/queue/(\?after=\d+)?$"), through)
     page = login(context, live_server_url, "alice")
 
     live = page.locator("#live")

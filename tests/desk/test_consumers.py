@@ -6,6 +6,7 @@ in-memory channel layer on the test's event loop, as they would in Daphne.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -143,9 +144,12 @@ async def test_new_escalation_arrives_and_accepted_row_goes(alice, bob, tess):
 
         await sync_to_async(handoff_accept)(handoff_id=new.pk, agent=bob)
         gone = await ws.receive_from(timeout=TIMEOUT)
-        assert gone == (
-            f'<article id="handoff-{new.pk}" hx-swap-oob="delete" data-status="accepted"></article>'
-        )
+        # The removal, then the queue's change number (the page resumes from it).
+        assert re.fullmatch(
+            f'<article id="handoff-{new.pk}" hx-swap-oob="delete" data-status="accepted">'
+            r'</article><span id="queue-seq" hx-swap-oob="true" data-seq="\d+" hidden></span>',
+            gone,
+        ), gone
 
         # The other team's escalation and its accept never reach this socket.
         await sync_to_async(handoff_accept)(handoff_id=foreign.pk, agent=tess)

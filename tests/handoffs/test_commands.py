@@ -141,3 +141,37 @@ def test_rotating_keeps_the_reach_unless_told(db):
     create_bot_key("narrow", "--rotate", "--scope", "write", "--namespaces", "")
     bot.refresh_from_db()
     assert (bot.scope, bot.namespaces) == ("write", "")
+
+
+def test_create_console_user_makes_a_first_admin_who_can_use_the_console(db, client, monkeypatch):
+    """The deployment doc's first step: an admin with a console profile (no "No console
+    profile" page), who also reaches Django admin."""
+    from handoffs.models import Agent, Role, Team
+
+    Team.objects.create(slug="billing", name="Billing")
+    monkeypatch.setenv("CONSOLE_USER_PASSWORD", "a-long-enough-password-42")
+    out = io.StringIO()
+    call_command("create_console_user", "boss", "--role", "admin", "--no-input", stdout=out)
+    assert "Created boss (admin; teams: billing, general)." in out.getvalue()  # every team
+    agent = Agent.objects.select_related("user").get(user__username="boss")
+    assert agent.role == Role.ADMIN and agent.user.is_superuser and agent.user.is_staff
+    assert agent.user.check_password("a-long-enough-password-42")
+    client.force_login(agent.user)
+    page = client.get("/")
+    assert page.status_code == 200 and "No console profile" not in page.content.decode()
+    assert client.get("/admin/").status_code == 200
+
+
+def test_create_console_user_with_teams_and_a_weak_password(db, monkeypatch):
+    from handoffs.models import Agent, Role
+
+    monkeypatch.setenv("CONSOLE_USER_PASSWORD", "123")
+    with pytest.raises(CommandError, match="too short"):
+        call_command("create_console_user", "ann", "--no-input")
+    monkeypatch.setenv("CONSOLE_USER_PASSWORD", "a-long-enough-password-42")
+    call_command("create_console_user", "ann", "--teams", "tech-support,billing", "--no-input")
+    agent = Agent.objects.get(user__username="ann")
+    assert agent.role == Role.AGENT and not agent.user.is_staff
+    assert sorted(agent.teams.values_list("slug", flat=True)) == ["billing", "tech-support"]
+    with pytest.raises(CommandError, match="exists"):
+        call_command("create_console_user", "ann", "--no-input")

@@ -238,7 +238,8 @@ def test_zero_turns_the_unanswered_timer_off(teams, accepted, sent):
     assert not timers.run_due(now=handoff.accepted_at + timedelta(days=1)).unanswered
 
 
-def test_the_worker_loop_runs_the_timers(monkeypatch):
+def test_the_worker_loop_runs_the_timers(monkeypatch, settings):
+    settings.SERVING_TIMERS = False  # scale-out: the worker runs them
     calls = []
     monkeypatch.setattr(timers, "run_due", lambda now=None: calls.append(now))
     monkeypatch.setattr(outbox, "apply_memory_writes", lambda: 0)
@@ -247,7 +248,21 @@ def test_the_worker_loop_runs_the_timers(monkeypatch):
     assert calls == [None]
 
 
-def test_a_timer_failure_does_not_stop_the_outbox(monkeypatch, caplog):
+def test_the_worker_leaves_the_timers_to_a_serving_process(monkeypatch, settings):
+    """Embedded mode (SERVING_TIMERS): the Daphne process runs them, so their pushes reach
+    its pages through its in-memory channel layer; a worker running them too would push
+    into a layer no page listens to."""
+    settings.SERVING_TIMERS = True
+    calls = []
+    monkeypatch.setattr(timers, "run_due", lambda now=None: calls.append(now))
+    monkeypatch.setattr(outbox, "apply_memory_writes", lambda: 0)
+    monkeypatch.setattr(outbox, "deliver_webhooks", lambda client: 0)
+    call_command("run_worker", "--once")
+    assert calls == []
+
+
+def test_a_timer_failure_does_not_stop_the_outbox(monkeypatch, caplog, settings):
+    settings.SERVING_TIMERS = False
     delivered = []
 
     def broken(now=None):

@@ -74,8 +74,18 @@ class Consoles:
         self.blocker = django_db_blocker
         self.started: list[LiveServer] = []
 
-    def start(self, count: int = 1, *, redis_url: str | None = None) -> list[LiveServer]:
-        extra = {"REDIS_URL": redis_url} if redis_url else {}
+    def start(
+        self,
+        count: int = 1,
+        *,
+        redis_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> list[LiveServer]:
+        extra = {
+            "DATABASE_POOL_MAX_SIZE": "16",  # pooled, as in production (tests/env.py)
+            **({"REDIS_URL": redis_url} if redis_url else {}),
+            **(extra_env or {}),
+        }
         (ROOT / ".pytest_cache").mkdir(exist_ok=True)  # start_daphne logs there
         with self.blocker.unblock(), ThreadPoolExecutor(count) as pool:
             futures = [pool.submit(start_daphne, extra_env=extra) for _ in range(count)]

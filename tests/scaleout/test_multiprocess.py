@@ -18,11 +18,9 @@ import httpx
 import pytest
 import redis.asyncio
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
 from django.db import connections
 
 from handoffs.desk import selectors
-from handoffs.desk.consumers import SOCKETS_KEY
 from handoffs.models import Agent, Event, Handoff, Presence, Status
 
 from .conftest import (
@@ -80,11 +78,12 @@ async def presence_of(agent: Agent) -> str:
 
 
 async def open_sockets(redis_server: RedisServer, agent: Agent) -> int:
-    """The agent's socket count, as the consumers keep it in the shared cache."""
-    key = cache.make_key(SOCKETS_KEY.format(agent.pk))
+    """The agent's open sockets over every process, as the socket registry keeps them
+    (``handoffs.realtime.registry``: one count per process in a hash per agent)."""
     client = redis.asyncio.Redis.from_url(redis_server.url)
     try:
-        return int(await client.get(key) or 0)
+        counts = await client.hgetall(f"sockets:agent:{agent.pk}")
+        return sum(int(n) for n in counts.values())
     finally:
         await client.aclose()
 

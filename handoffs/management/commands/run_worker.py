@@ -1,10 +1,11 @@
 import signal
 import threading
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from handoffs.delivery.worker import run_worker
-from handoffs.lifecycle import offers, shifts, timers
+from handoffs.lifecycle import offers, presence, shifts, timers
 
 
 class Command(BaseCommand):
@@ -20,11 +21,14 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        # SLA and unanswered alerts, offer timeouts and routing, automatic shift
-        # handovers and reminders after every pass; each fires once (see their modules).
-        run_worker(
-            poll=options["poll"],
-            stop=stop,
-            once=options["once"],
-            periodic=[timers.run_due, offers.run_due, shifts.run_due],
-        )
+        periodic = []
+        # SLA and unanswered alerts, offer timeouts and routing, automatic shift handovers
+        # and reminders after every pass; each fires once (see their modules). With
+        # SERVING_TIMERS (embedded mode) the serving process runs them, so that their
+        # pushes reach its pages (handoffs/realtime/background.py).
+        if not settings.SERVING_TIMERS:
+            periodic.extend([timers.run_due, offers.run_due, shifts.run_due])
+        # Presence of dead processes' sockets (scale-out: the registry is in Redis).
+        if settings.REDIS_URL:
+            periodic.append(presence.sweep_presence)
+        run_worker(poll=options["poll"], stop=stop, once=options["once"], periodic=periodic)

@@ -1,0 +1,178 @@
+"""What a queue or conversation socket is sent when it (re)connects.
+
+**Queue.** Rows are rendered the same for every viewer (the page marks "Assigned to
+you" itself), so the rows of a team set are rendered once per queue change and shared
+by every socket of this process that connects before the next change
+(``queue_log.current()`` versions them): a reconnect storm of 1,000 agents renders each
+team's queue once, not 1,000 times. An agent's personally assigned rows are added per
+socket (one small query). A socket that says the last change it saw (``?after=N``) gets
+only the rows changed since, re-read from the database (``OVERLAP`` changes earlier too,
+as frames from two processes may arrive out of order), or the full snapshot when more
+than ``CATCHUP_GAP_LIMIT`` changed or the log no longer reaches back.
+
+**Conversation.** ``?after=<seq>`` sends only the messages after that one (``OVERLAP``
+earlier too; the page drops duplicates by id), or the whole conversation when more than
+``CATCHUP_GAP_LIMIT`` were missed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from ..access import agents as rights
+from ..models import Agent, Handoff, Message, Status
+from ..realtime import broadcast, queue_log
+from . import selectors
+
+OVERLAP = 5
+_MEMO_SIZE = 64
+
+_lock = threading.Lock()
+_memo: OrderedDict[tuple, tuple[int, str, float]] = OrderedDict()
+# A shared snapshot is reused only while the queue's change number is unchanged, and for
+# at most this long (a change made while Redis was down bumps the number only once it
+# is back: a bound on how long a snapshot from before could be served).
+MEMO_SECS = 5.0
+
+
+def parse_after(query_string: bytes | str) -> int | None:
+    """The ``after`` parameter of a socket URL (None when absent or not a number)."""
+    from urllib.parse import parse_qs
+
+    if isinstance(query_string, bytes):
+        query_string = query_string.decode("latin-1")
+    values = parse_qs(query_string).get("after")
+    if not values:
+        return None
+    try:
+        after = int(values[0])
+    except ValueError:
+        return None
+    return after if after >= 0 else None
+
+
+def _order(rows: list[Handoff]) -> list[Handoff]:
+    return sorted(rows, key=lambda h: (-h.urgency_rank, -h.importance, h.created_at, h.pk))
+
+
+def _shared_rows(agent: Agent, seq: int) -> str:
+    """The team part of a queue, rendered once per (team set, queue change)."""
+    if rights.sees_every_queue(agent):
+        key: tuple = ("all",)
+        query = Handoff.objects.filter(status=Status.WAITING, team__isnull=False)
+    else:
+        team_ids = tuple(sorted(rights.served_team_ids(agent)))
+        key = ("teams", team_ids)
+        query = Handoff.objects.filter(
+            status=Status.WAITING, team_id__in=team_ids, assigned_to=None
+        )
+    with _lock:
+        hit = _memo.get(key)
+        if hit is not None and hit[0] == seq and seq >= 0 and time.monotonic() - hit[2] < MEMO_SECS:
+            _memo.move_to_end(key)
+            return hit[1]
+    rows = _order(list(query.select_related("team", "assigned_to__user")))
+    html = "".join(
+        render_to_string("handoffs/desk/queue.html#queue-row", {"handoff": h}) for h in rows
+    )
+    with _lock:
+        _memo[key] = (seq, html, time.monotonic())
+        _memo.move_to_end(key)
+        while len(_memo) > _MEMO_SIZE:
+            _memo.popitem(last=False)
+    return html
+
+
+def _own_rows(agent: Agent) -> str:
+    if rights.sees_every_queue(agent):
+        return ""
+    rows = Handoff.objects.filter(
+        status=Status.WAITING, team__isnull=False, assigned_to=agent
+    ).select_related("team", "assigned_to__user")
+    return "".join(
+        render_to_string("handoffs/desk/queue.html#queue-row", {"handoff": h})
+        for h in _order(list(rows))
+    )
+
+
+def queue_snapshot(agent: Agent, seq: int | None = None) -> str:
+    """Every row of the agent's queue, replacing the page's list, and the change number."""
+    if seq is None:
+        seq = queue_log.current()
+    rows = _shared_rows(agent, seq) + _own_rows(agent)
+    return (
+        '<div id="queue-rows" class="queue-rows" hx-swap-oob="true">'
+        + rows
+        + "</div>"
+        + broadcast.queue_seq_marker(seq)
+    )
+
+
+def queue_catch_up(agent: Agent, after: int | None) -> str:
+    """What a (re)connecting queue socket is sent: the changes since ``after`` when the
+    log still has them and they are few, else the full snapshot."""
+    try:
+        if after is None:
+            return queue_snapshot(agent)
+        now, changed = queue_log.changed_since(max(after - OVERLAP, 0))
+    except Exception:  # noqa: BLE001 - the log is unreadable: send everything (the DB)
+        return queue_snapshot(agent, seq=-1)
+    if changed is None or len(changed) > settings.CATCHUP_GAP_LIMIT:
+        return queue_snapshot(agent, seq=now)
+    if not changed:
+        return broadcast.queue_seq_marker(now)
+    # One query for the rows still in this agent's queue (the queue page's own rule); every
+    # other changed hop is a removal (it left, or was never here: deleting it is harmless).
+    shown = list(
+        Handoff.objects.filter(pk__in=changed)
+        .filter(rights.queue_filter(agent))
+        .select_related("team", "assigned_to__user")
+    )
+    shown_ids = {hop.pk for hop in shown}
+    rows = "".join(
+        render_to_string("handoffs/desk/queue.html#queue-row", {"handoff": hop})
+        for hop in _order(shown)
+    )
+    gone = "".join(
+        f'<article id="handoff-{int(pk)}" hx-swap-oob="delete"></article>'
+        for pk in changed
+        if pk not in shown_ids
+    )
+    added = f'<div hx-swap-oob="beforeend:#queue-rows">{rows}</div>' if rows else ""
+    return gone + added + broadcast.queue_seq_marker(now)
+
+
+def conversation_catch_up(conversation_id: int, after: int | None) -> str:
+    """The messages a (re)connecting agent's conversation socket is sent."""
+    messages = Message.objects.filter(conversation_id=conversation_id)
+    if after is not None:
+        missed = list(
+            messages.filter(seq__gt=max(after - OVERLAP, 0)).order_by("seq")[
+                : settings.CATCHUP_GAP_LIMIT + OVERLAP + 1
+            ]
+        )
+        if len(missed) <= settings.CATCHUP_GAP_LIMIT + OVERLAP:
+            if not missed:
+                return ""
+            return (
+                '<div hx-swap-oob="beforeend:#messages">'
+                + "".join(
+                    render_to_string(
+                        "handoffs/chat.html#message", {"message": m, "audience": "agent"}
+                    )
+                    for m in missed
+                )
+                + "</div>"
+            )
+    return render_to_string(
+        "handoffs/chat.html#messages",
+        {"chat_messages": messages.order_by("seq"), "audience": "agent", "oob": True},
+    )
+
+
+__all__ = ["conversation_catch_up", "parse_after", "queue_catch_up", "queue_snapshot", "selectors"]
