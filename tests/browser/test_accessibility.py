@@ -198,3 +198,38 @@ def test_new_rows_and_messages_are_announced(
     expect(log).to_have_attribute("aria-live", "polite")
     customer_writes(base, handoff, "Still declined.")
     expect(log.locator(".msg-customer .msg-body")).to_have_text("Still declined.")
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_longest_top_bar_fits_the_window(
+    new_context, teams, make_agent, live_server_url, width
+):
+    """A staff supervisor's top bar carries every link (Queue … Routing, Admin), the
+    search box and the status row; at phone width it wraps instead of widening the page
+    (the walkthrough found Log out 124 px off a 390 px screen)."""
+    boss = make_agent("boss", teams=[teams["billing-specialist"]], role=Role.SUPERVISOR)
+    boss.user.is_staff = True
+    boss.user.save()
+    page = login(new_context(viewport={"width": width, "height": 844}), live_server_url, "boss")
+    nav = page.locator(".topbar nav")
+    for name in (
+        "Queue",
+        "My conversations",
+        "History",
+        "Saved replies",
+        "Floor",
+        "Reports",
+        "Routing",
+        "Admin",
+    ):
+        expect(nav.get_by_role("link", name=name, exact=False)).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    for selector in (
+        ".topbar nav a >> nth=-1",
+        "#nav-search",
+        ".end-shift",
+        "#keys-help-open",
+        ".topbar button.link",
+    ):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, selector
