@@ -233,3 +233,17 @@ def test_the_longest_top_bar_fits_the_window(
     ):
         box = page.locator(selector).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, selector
+
+
+def test_the_floor_and_the_routing_report_fit_a_phone(
+    new_context, teams, make_agent, escalate, live_server_url
+):
+    """Their wide tables scroll inside their panel; nothing widens the page (the
+    walkthrough found the floor 676 px and the routing report 510 px wide at 390)."""
+    make_agent("boss", teams=[teams["billing-specialist"]], role=Role.SUPERVISOR)
+    web_escalation(escalate, customer="cust-wide", name="Wanda Wide", summary="A wide row.")
+    page = login(new_context(viewport={"width": 390, "height": 844}), live_server_url, "boss")
+    for path in ("/floor/", "/reports/routing/"):
+        page.goto(f"{live_server_url}{path}")
+        expect(page.locator("main h1")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
