@@ -247,3 +247,36 @@ def test_the_floor_and_the_routing_report_fit_a_phone(
         page.goto(f"{live_server_url}{path}")
         expect(page.locator("main h1")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+
+
+def test_saved_replies_history_and_the_reply_picker_fit_a_phone(
+    new_context, teams, make_agent, escalate, live_server_url
+):
+    """Their tables scroll inside a wrapper and the opened picker (its excerpts don't
+    wrap) stays in the one column; the walkthrough measured 451, 549 and 1032 px."""
+    from handoffs.lifecycle import accept as accepting
+    from handoffs.lifecycle import endings
+    from handoffs.models import SavedReply
+
+    alice = make_agent("alice", teams=[teams["billing-specialist"]])
+    SavedReply.objects.create(
+        team=teams["billing-specialist"],
+        shortcut="refund",
+        title="Refund on its way",
+        body="Hi {{ customer.first_name }}, this is {{ agent.name }} from {{ team.name }}. "
+        "Your refund for the duplicate charge is on its way and shows within five days.",
+    )
+    closed = web_escalation(escalate, customer="cust-old", name="Olga Old", summary="Done.")
+    accepting.handoff_accept(handoff_id=closed.pk, agent=alice)
+    endings.conversation_resolve(handoff_id=closed.pk, agent=alice, summary="Refunded.")
+    open_one = web_escalation(escalate, customer="cust-new", name="Nina New", summary="Help.")
+    accepting.handoff_accept(handoff_id=open_one.pk, agent=alice)
+    page = login(new_context(viewport={"width": 390, "height": 844}), live_server_url, "alice")
+    for path in ("/saved-replies/", "/history/"):
+        page.goto(f"{live_server_url}{path}")
+        expect(page.locator("main table")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+    page.goto(f"{live_server_url}/conversations/{open_one.pk}/")
+    page.locator("#reply-picker-open").click()
+    expect(page.locator("#reply-list li").first).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
