@@ -280,3 +280,19 @@ def test_saved_replies_history_and_the_reply_picker_fit_a_phone(
     page.locator("#reply-picker-open").click()
     expect(page.locator("#reply-list li").first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_login_page_and_the_supervisors_only_page_fit_a_phone(
+    new_context, teams, make_agent, live_server_url
+):
+    """Both use the 380 px login card; with its padding it was 444 px on a 390 px phone."""
+    make_agent("alice", teams=[teams["billing-specialist"]])
+    context = new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(f"{live_server_url}/accounts/login/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.close()
+    page = login(context, live_server_url, "alice")
+    page.goto(f"{live_server_url}/floor/")
+    expect(page.locator("h1")).to_have_text("Supervisors only")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
