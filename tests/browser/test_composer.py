@@ -118,6 +118,12 @@ def test_slash_refund_inserts_the_filled_reply_and_the_customer_reads_it(
     expect(alice.locator("#reply-list .choice")).to_have_count(1)
     alice.locator("#reply-search").press("Enter")
     expect(box).to_have_value("Receipt.")
+    # Beside text already typed it is set apart by a space, not glued to the last word.
+    box.fill("Thanks for waiting.")
+    alice.get_by_role("button", name="Saved replies").click()
+    alice.fill("#reply-search", "receipt")
+    alice.locator("#reply-search").press("Enter")
+    expect(box).to_have_value("Thanks for waiting. Receipt.")
 
 
 def test_customer_pastes_an_image_and_the_agent_opens_it(
