@@ -79,7 +79,7 @@ def floor_reassign(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(
                     request,
-                    f"{handoff.customer_name or handoff.customer} moved to {team.name}'s queue.",
+                    f"{handoff.customer_name or handoff.customer} moved to the {team.name} queue.",
                 )
                 if request.htmx:
                     return HttpResponseClientRedirect("/floor/")

@@ -239,6 +239,15 @@
     const list = $("#messages");
     if (!list) return;
     scrollToEnd();
+    // A thumbnail grows the list when it loads, after the list was scrolled to its end
+    // (on opening, or when its message arrived): keep the end in view if the reader was
+    // there. Load events don't bubble: listen in the capture phase.
+    list.addEventListener("load", function (evt) {
+      if (!evt.target || evt.target.tagName !== "IMG") return;
+      if (inPlace()) { if (stuck) scrollToEnd(); return; }
+      const below = document.documentElement.scrollHeight - window.scrollY - window.innerHeight;
+      if (below < evt.target.offsetHeight + 80) scrollToEnd();
+    }, true);
     if (!inPlace()) return;
     list.addEventListener("scroll", function () {
       stuck = atBottom(list);

@@ -355,8 +355,13 @@
         const value = self.textarea.value;
         const start = range ? range.start : self.textarea.selectionStart;
         const end = range ? range.end : self.textarea.selectionEnd;
-        self.textarea.value = value.slice(0, start) + r.body.text + value.slice(end);
-        const caret = start + r.body.text.length;
+        // Inserted beside text already typed, it gets a space on the side that touches a
+        // word ("…5 days. Thanks Frank", never "…5 days.Thanks Frank").
+        const before = value.slice(0, start), after = value.slice(end);
+        const text = (before && !/\s$/.test(before) ? " " : "") + r.body.text +
+          (after && !/^\s/.test(after) ? " " : "");
+        self.textarea.value = before + text + after;
+        const caret = start + text.length;
         self.textarea.focus();
         self.textarea.setSelectionRange(caret, caret);
         self.form.dataset.savedReply = String(r.body.id);

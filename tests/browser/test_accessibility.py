@@ -198,3 +198,101 @@ def test_new_rows_and_messages_are_announced(
     expect(log).to_have_attribute("aria-live", "polite")
     customer_writes(base, handoff, "Still declined.")
     expect(log.locator(".msg-customer .msg-body")).to_have_text("Still declined.")
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_longest_top_bar_fits_the_window(
+    new_context, teams, make_agent, live_server_url, width
+):
+    """A staff supervisor's top bar carries every link (Queue … Routing, Admin), the
+    search box and the status row; at phone width it wraps instead of widening the page
+    (the walkthrough found Log out 124 px off a 390 px screen)."""
+    boss = make_agent("boss", teams=[teams["billing-specialist"]], role=Role.SUPERVISOR)
+    boss.user.is_staff = True
+    boss.user.save()
+    page = login(new_context(viewport={"width": width, "height": 844}), live_server_url, "boss")
+    nav = page.locator(".topbar nav")
+    for name in (
+        "Queue",
+        "My conversations",
+        "History",
+        "Saved replies",
+        "Floor",
+        "Reports",
+        "Routing",
+        "Admin",
+    ):
+        expect(nav.get_by_role("link", name=name, exact=False)).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    for selector in (
+        ".topbar nav a >> nth=-1",
+        "#nav-search",
+        ".end-shift",
+        "#keys-help-open",
+        ".topbar button.link",
+    ):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, selector
+
+
+def test_the_floor_and_the_routing_report_fit_a_phone(
+    new_context, teams, make_agent, escalate, live_server_url
+):
+    """Their wide tables scroll inside their panel; nothing widens the page (the
+    walkthrough found the floor 676 px and the routing report 510 px wide at 390)."""
+    make_agent("boss", teams=[teams["billing-specialist"]], role=Role.SUPERVISOR)
+    web_escalation(escalate, customer="cust-wide", name="Wanda Wide", summary="A wide row.")
+    page = login(new_context(viewport={"width": 390, "height": 844}), live_server_url, "boss")
+    for path in ("/floor/", "/reports/routing/"):
+        page.goto(f"{live_server_url}{path}")
+        expect(page.locator("main h1")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+
+
+def test_saved_replies_history_and_the_reply_picker_fit_a_phone(
+    new_context, teams, make_agent, escalate, live_server_url
+):
+    """Their tables scroll inside a wrapper and the opened picker (its excerpts don't
+    wrap) stays in the one column; the walkthrough measured 451, 549 and 1032 px."""
+    from handoffs.lifecycle import accept as accepting
+    from handoffs.lifecycle import endings
+    from handoffs.models import SavedReply
+
+    alice = make_agent("alice", teams=[teams["billing-specialist"]])
+    SavedReply.objects.create(
+        team=teams["billing-specialist"],
+        shortcut="refund",
+        title="Refund on its way",
+        body="Hi {{ customer.first_name }}, this is {{ agent.name }} from {{ team.name }}. "
+        "Your refund for the duplicate charge is on its way and shows within five days.",
+    )
+    closed = web_escalation(escalate, customer="cust-old", name="Olga Old", summary="Done.")
+    accepting.handoff_accept(handoff_id=closed.pk, agent=alice)
+    endings.conversation_resolve(handoff_id=closed.pk, agent=alice, summary="Refunded.")
+    open_one = web_escalation(escalate, customer="cust-new", name="Nina New", summary="Help.")
+    accepting.handoff_accept(handoff_id=open_one.pk, agent=alice)
+    page = login(new_context(viewport={"width": 390, "height": 844}), live_server_url, "alice")
+    for path in ("/saved-replies/", "/history/"):
+        page.goto(f"{live_server_url}{path}")
+        expect(page.locator("main table")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+    page.goto(f"{live_server_url}/conversations/{open_one.pk}/")
+    page.locator("#reply-picker-open").click()
+    expect(page.locator("#reply-list li").first).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_login_page_and_the_supervisors_only_page_fit_a_phone(
+    new_context, teams, make_agent, live_server_url
+):
+    """Both use the 380 px login card; with its padding it was 444 px on a 390 px phone."""
+    make_agent("alice", teams=[teams["billing-specialist"]])
+    context = new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(f"{live_server_url}/accounts/login/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.close()
+    page = login(context, live_server_url, "alice")
+    page.goto(f"{live_server_url}/floor/")
+    expect(page.locator("h1")).to_have_text("Supervisors only")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -164,7 +164,7 @@ def test_unknown_targets_reach_people_agents_release_supervisors_move_to_a_team(
     move.get_by_label("Team").select_option("billing-specialist")
     move.get_by_role("button", name="Move to this queue").click()
     expect(sue).to_have_url(f"{base}/floor/")
-    expect(sue.locator("#flash")).to_contain_text("moved to Billing specialists's queue")
+    expect(sue.locator("#flash")).to_contain_text("moved to the Billing specialists queue")
     expect(bob.locator(f"#handoff-{lost.pk}")).to_be_visible()
     expect(carol.locator(f"#handoff-{lost.pk}")).to_have_count(0)
 

@@ -7,6 +7,7 @@ Escalations are posted over HTTP to the live Daphne (tests/browser/conftest.py).
 from __future__ import annotations
 
 import base64
+import time
 
 import httpx
 import pytest
@@ -117,6 +118,12 @@ def test_slash_refund_inserts_the_filled_reply_and_the_customer_reads_it(
     expect(alice.locator("#reply-list .choice")).to_have_count(1)
     alice.locator("#reply-search").press("Enter")
     expect(box).to_have_value("Receipt.")
+    # Beside text already typed it is set apart by a space, not glued to the last word.
+    box.fill("Thanks for waiting.")
+    alice.get_by_role("button", name="Saved replies").click()
+    alice.fill("#reply-search", "receipt")
+    alice.locator("#reply-search").press("Enter")
+    expect(box).to_have_value("Thanks for waiting. Receipt.")
 
 
 def test_customer_pastes_an_image_and_the_agent_opens_it(
@@ -232,3 +239,32 @@ def test_a_20000_character_paste_keeps_the_text_and_shows_the_counter(
     assert Message.objects.count() == before + 1
     page.reload()
     expect(page.locator("#message-body")).to_have_value("")  # the draft went with the send
+
+
+def test_the_conversation_opens_at_its_end_even_when_the_last_message_is_an_image(
+    new_context, teams, make_agent, escalate, live_server_url
+):
+    """The thumbnail loads after the list was scrolled to its end; the list stays at
+    the end (the walkthrough opened such a conversation on the message before)."""
+    base = live_server_url
+    make_agent("alice", teams=[teams["billing-specialist"]])
+    _, alice, customer = open_chat(new_context, escalate, base)
+    for n in range(8):
+        customer.fill("#message-body", f"Line {n} of a long story about the charge.")
+        customer.keyboard.press("Enter")
+    expect(alice.locator("#messages > .msg-customer")).to_have_count(8)
+    paste_file(customer, "#message-body", images.png((900, 700)), "tall.png", "image/png")
+    expect(alice.locator("#messages img.attachment-thumb")).to_have_count(1)
+    # The thumbnail arrives late, as it does over a real network (not from the cache).
+    alice.route("**/files/**", lambda route: (time.sleep(0.8), route.continue_()))
+    alice.reload()
+    alice.wait_for_function(
+        "() => { const i = document.querySelector('#messages img.attachment-thumb');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+    at_end = "el => el.scrollHeight - el.scrollTop - el.clientHeight < 40"
+    alice.wait_for_timeout(300)
+    messages = alice.locator("#messages")
+    assert messages.evaluate("el => el.scrollHeight > el.clientHeight")
+    assert messages.evaluate(at_end)
+    expect(alice.locator("#new-messages")).to_be_hidden()

@@ -273,3 +273,29 @@ def test_the_conversation_page_stays_put_across_live_messages(
     expect(alice.locator("#new-messages")).to_be_hidden()
     assert messages.evaluate("el => el.scrollHeight - el.scrollTop - el.clientHeight < 40")
     assert alice.evaluate("window.__maxScrollY") == 0
+
+
+def test_a_crowded_chat_column_scrolls_so_send_stays_reachable(
+    new_context, teams, make_agent, escalate, live_server_url
+):
+    """A tall head (bot part, sentiment, link) plus the composer's flags and error can
+    outgrow a 1280x800 window; the page itself never scrolls (body overflow hidden), so
+    the chat column scrolls instead of pushing Send below the window's edge."""
+    base = live_server_url
+    make_agent("alice", teams=[teams["billing-specialist"]])
+    ann = web_escalation(escalate, customer="cust-ann", name="Ann Lee", summary="Refund due.")
+    alice = login(new_context(viewport={"width": 1280, "height": 800}), base, "alice")
+    accept(alice, base, ann)
+    alice.evaluate(
+        "() => { const d = document.createElement('div'); d.style.height = '320px';"
+        " document.querySelector('.chat-head').appendChild(d); }"
+    )
+    alice.fill("#message-body", "z" * 10_050)
+    alice.locator("#composer button[type=submit]").click()
+    expect(alice.locator("#composer-error")).to_be_visible()
+    assert alice.evaluate("document.documentElement.scrollHeight") <= 800
+    alice.evaluate(
+        "() => { const c = document.querySelector('.chat'); c.scrollTop = c.scrollHeight; }"
+    )
+    send = alice.locator("#composer button[type=submit]").bounding_box()
+    assert send is not None and send["y"] + send["height"] <= 800

@@ -173,3 +173,26 @@ def test_offers_decline_accept_and_a_shift_handover_the_bot_can_recall(
         assert memory.metadata["to_agent"] == "billing-specialist"
         assert "Next step:" in memory.content
     assert dialogs.fired == []
+
+
+def test_the_offer_panel_fits_a_phone_and_its_details_box_is_readable(
+    new_context, teams, make_agent, escalate, live_server_url
+):
+    """At 390 px the fixed panel (420 px at most) stays inside the window, and the
+    decline form's details box takes the room left on its line (the walkthrough saw
+    its placeholder cut at 160 px)."""
+    billing = teams["billing-specialist"]
+    billing.routing_mode = "offer"
+    billing.offer_timeout_secs = 120
+    billing.save()
+    make_agent("alice", teams=[billing])
+    alice = login(new_context(viewport={"width": 390, "height": 844}), live_server_url, "alice")
+    wait_live(alice)
+    escalate.post(customer="cust-7002", customer_name="Dana Whitfield", summary="Double charge.")
+    offer = offer_panel(alice)
+    expect(offer).to_have_count(1)
+    box = offer.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    note = offer.locator("input[name=note]")
+    expect(note).to_have_attribute("placeholder", "Details (needed for Other)")
+    assert note.bounding_box()["width"] >= 200

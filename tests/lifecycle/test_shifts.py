@@ -222,6 +222,9 @@ def test_the_end_shift_page_requires_a_next_step_and_keeps_what_was_typed(people
     page = client.get("/shift/end")
     assert page.status_code == 200
     assert "Waiting for:" in page.content.decode()
+    # Team names are plural nouns ("Billing specialists"): no "specialists's".
+    assert '<option value="">Billing specialists queue (its team)</option>' in page.content.decode()
+    assert "'s queue</option>" not in page.content.decode()
     bad = client.post(
         "/shift/end",
         {"reviewed": [str(hop.pk)], f"next_step-{hop.pk}": "", f"text-{hop.pk}": "my text"},

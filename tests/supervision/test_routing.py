@@ -40,6 +40,10 @@ def test_the_floor_shows_live_offers_and_declines_with_reasons(floor):
     assert "Dora" in live and "Bob" in live
     declines = page[page.index('id="floor-declines"') :]
     assert "Declined</strong> by Alice: Dora (Going on a break)" in declines
+    # Both times are `when` elements: the pushed floor (rendered without the viewer's
+    # zone) is rewritten in the supervisor's zone by localtime.js, like the alerts.
+    assert declines.index('data-fmt="time"') < declines.index("Declined</strong>")
+    assert 'data-fmt="time"' in live[: live.index("</table>")]
 
 
 def test_the_routing_report_counts_offers_and_shift_pickups(floor):
