@@ -8,7 +8,7 @@ from django.utils import timezone
 from ..access import agents as rights
 from ..memory import get_store
 from ..memory.base import MemoryError as StoreError
-from ..models import Agent, Event, Handoff, Status
+from ..models import Agent, Event, Handoff, Presence, Status
 from ..realtime import broadcast
 from . import offers
 from .errors import AgentAtCapacity, HandoffConflict, HandoffNotFound
@@ -97,6 +97,10 @@ def handoff_accept(*, handoff_id: int, agent: Agent) -> Handoff:
             data={"wait_seconds": round((now - handoff.created_at).total_seconds(), 3)},
         )
         broadcast.handoff_changed_on_commit(handoff_id=handoff.pk, change="accepted")
+        if agent.shift_ended_at is not None:
+            # Off shift (End shift) yet taking work from the queue: that is working, so
+            # the shift starts again (online), as "Start shift" would.
+            offers.set_presence(agent=agent, presence=Presence.ONLINE)
     _start_human_session(handoff=handoff, agent=agent)
     return handoff
 

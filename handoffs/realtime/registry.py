@@ -352,10 +352,15 @@ def local_snapshot() -> dict[int, int]:
 
 
 def reset_local() -> None:
-    """Tests: forget this process's embedded registry."""
+    """Tests: forget this process's embedded registry, its sockets and the Redis epoch it
+    knew (a test that clears the cache, Redis included, is not a Redis restart)."""
+    global _known_epoch
     with _local.lock:
         _local.channels.clear()
         _local.per_agent.clear()
+    with _here_lock:
+        _here.clear()
+    _known_epoch = None
 
 
 __all__ = [

@@ -153,6 +153,18 @@ def test_an_ended_shift_stays_offline_until_the_agent_starts_again(people):
     assert alice.presence == Presence.ONLINE and alice.shift_ended_at is None
 
 
+def test_accepting_work_after_end_shift_starts_a_new_shift(people):
+    """Off shift, an agent who still takes a conversation from the queue is working:
+    the accept starts their shift again (online), never an off-shift agent chatting."""
+    alice, _ = people
+    shifts.shift_end(agent=alice, items=[])
+    alice.refresh_from_db()
+    assert alice.presence == Presence.OFFLINE and alice.shift_ended_at is not None
+    open_conversation(alice)
+    alice.refresh_from_db()
+    assert alice.presence == Presence.ONLINE and alice.shift_ended_at is None
+
+
 def test_in_an_offer_team_the_handed_over_hop_is_offered(
     people, teams, django_capture_on_commit_callbacks
 ):
