@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, sync_playwright
 
-from handoffs.models import Agent, Handoff
+from handoffs.models import Agent, Conversation, Handoff
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 PASSWORD = "pw-for-tests-1"  # make_agent's default
@@ -215,3 +216,31 @@ def billing_agents(teams, make_agent) -> tuple[Agent, Agent]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def web_escalation(escalate, *, customer: str, name: str, summary: str, **meta: Any) -> Handoff:
+    """A handoff memory with ``metadata.channel = "web"`` (the customer uses the link);
+    ``meta`` adds to or overrides the metadata (urgency, sentiment...)."""
+    metadata = {
+        "type": "handoff",
+        "from_agent": "tier1-bot",
+        "to_agent": "billing-specialist",
+        "customer_name": name,
+        "channel": "web",
+        "urgency": "normal",
+        **meta,
+    }
+    body = {"agent_id": customer, "content": summary, "importance": 1.0, "metadata": metadata}
+    memory = escalate.request("POST", "/v1/memory/store", body)["memory"]
+    return Handoff.objects.get(memory_id=memory["id"])
+
+
+def customer_writes(base: str, handoff: Handoff, text: str) -> None:
+    """The customer sends ``text`` through their link (the chat page's own form post)."""
+    token = Conversation.objects.get(pk=handoff.conversation_id).token
+    response = httpx.post(
+        f"{base}/c/{token}/messages",
+        data={"body": text, "client_id": uuid.uuid4().hex},
+        timeout=10,
+    )
+    assert response.status_code in (200, 201), response.text

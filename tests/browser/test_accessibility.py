@@ -6,41 +6,21 @@ list reachable and scrollable by keyboard, live regions announcing new rows.
 
 from __future__ import annotations
 
-import uuid
+from functools import partial
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from handoffs.models import Conversation, Handoff, Role
 
 from .axe import assert_no_serious_violations, violations
-from .conftest import login, wait_live
+from .conftest import customer_writes, login, wait_live
+from .conftest import web_escalation as _web_escalation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-
-def web_escalation(escalate, *, customer: str, name: str, summary: str) -> Handoff:
-    metadata = {
-        "type": "handoff",
-        "from_agent": "tier1-bot",
-        "to_agent": "billing-specialist",
-        "customer_name": name,
-        "channel": "web",
-        "urgency": "high",
-        "sentiment": "angry",
-    }
-    body = {"agent_id": customer, "content": summary, "importance": 1.0, "metadata": metadata}
-    memory = escalate.request("POST", "/v1/memory/store", body)["memory"]
-    return Handoff.objects.get(memory_id=memory["id"])
-
-
-def customer_writes(base: str, handoff: Handoff, text: str) -> None:
-    token = Conversation.objects.get(pk=handoff.conversation_id).token
-    response = httpx.post(
-        f"{base}/c/{token}/messages", data={"body": text, "client_id": uuid.uuid4().hex}
-    )
-    assert response.status_code in (200, 201), response.text
+# High urgency and an unhappy customer: the badges these pages show.
+web_escalation = partial(_web_escalation, urgency="high", sentiment="angry")
 
 
 def accept(page: Page, base: str, handoff: Handoff) -> None:

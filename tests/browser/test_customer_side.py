@@ -31,7 +31,7 @@ from handoffs.models import Bot, Conversation, Handoff, OutboxStatus, Role, Webh
 from ..conftest import ROOT, free_port
 from ..conftest import test_database_env as database_env
 from .axe import violations as serious
-from .conftest import login, wait_live
+from .conftest import login, wait_live, web_escalation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -57,22 +57,6 @@ def customer_page(new_context, device, url: str) -> Page:
 def link_of(handoff: Handoff) -> str:
     conversation = Conversation.objects.get(pk=handoff.conversation_id)
     return f"/c/{conversation.token}/"
-
-
-def web_escalation(escalate, *, customer: str, name: str, summary: str, **meta: Any) -> Handoff:
-    """A handoff memory with ``metadata.channel = "web"`` (the customer uses the link)."""
-    metadata = {
-        "type": "handoff",
-        "from_agent": "tier1-bot",
-        "to_agent": "billing-specialist",
-        "customer_name": name,
-        "channel": "web",
-        "urgency": "normal",
-        **meta,
-    }
-    body = {"agent_id": customer, "content": summary, "importance": 1.0, "metadata": metadata}
-    memory = escalate.request("POST", "/v1/memory/store", body)["memory"]
-    return Handoff.objects.get(memory_id=memory["id"])
 
 
 def accept(agent_page: Page, base: str, handoff: Handoff) -> None:

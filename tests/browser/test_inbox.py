@@ -8,8 +8,8 @@ the desktop notification is a spy installed before any page script runs.
 from __future__ import annotations
 
 import re
-import uuid
 import zoneinfo
+from functools import partial
 
 import httpx
 import pytest
@@ -17,7 +17,8 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from handoffs.models import Agent, Conversation, Handoff, Message
 
-from .conftest import login, wait_live
+from .conftest import customer_writes, login, wait_live
+from .conftest import web_escalation as _web_escalation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,30 +35,8 @@ window.Notification = class {
 };
 """
 
-
-def web_escalation(escalate, *, customer: str, name: str, summary: str) -> Handoff:
-    metadata = {
-        "type": "handoff",
-        "from_agent": "tier1-bot",
-        "to_agent": "billing-specialist",
-        "customer_name": name,
-        "channel": "web",
-        "urgency": "high",
-        "sentiment": "frustrated",
-    }
-    body = {"agent_id": customer, "content": summary, "importance": 1.0, "metadata": metadata}
-    memory = escalate.request("POST", "/v1/memory/store", body)["memory"]
-    return Handoff.objects.get(memory_id=memory["id"])
-
-
-def customer_writes(base: str, handoff: Handoff, text: str) -> None:
-    token = Conversation.objects.get(pk=handoff.conversation_id).token
-    response = httpx.post(
-        f"{base}/c/{token}/messages",
-        data={"body": text, "client_id": uuid.uuid4().hex},
-        timeout=10,
-    )
-    assert response.status_code in (200, 201), response.text
+# High urgency and an unhappy customer: the badges these pages show.
+web_escalation = partial(_web_escalation, urgency="high", sentiment="frustrated")
 
 
 def agent_context(new_context, **kwargs) -> BrowserContext:
