@@ -96,38 +96,11 @@ def _log(args: argparse.Namespace, message: str) -> None:
 # ---------------------------------------------------------------- set-up (sync, ORM)
 def _create_agents(count: int) -> list[str]:
     """One team and ``count`` agents; returns each agent's ``Cookie`` header value."""
-    from importlib import import_module
 
-    from django.conf import settings
-    from django.contrib.auth import (
-        BACKEND_SESSION_KEY,
-        HASH_SESSION_KEY,
-        SESSION_KEY,
-        get_user_model,
-    )
-    from django.contrib.auth.hashers import make_password
-
-    from handoffs.models import Agent, Team
+    from handoffs.models import Team
 
     team = Team.objects.create(slug=TEAM, name="Bench team")
-    user_model = get_user_model()
-    unusable = make_password(None)  # no password hashing: sessions are made directly
-    users = user_model.objects.bulk_create(
-        user_model(username=f"bench-agent-{i:03d}", first_name=f"Agent {i}", password=unusable)
-        for i in range(count)
-    )
-    agents = Agent.objects.bulk_create(Agent(user=user) for user in users)
-    team.agents.add(*agents)
-    store_class = import_module(settings.SESSION_ENGINE).SessionStore
-    cookies = []
-    for user in users:
-        session = store_class()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}")
-    return cookies
+    return env.signed_in_agents(team, count, "bench-agent")[1]
 
 
 # ---------------------------------------------------------------- the driver (child process)

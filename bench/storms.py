@@ -75,39 +75,13 @@ def _log(args: argparse.Namespace, message: str) -> None:
 # ---------------------------------------------------------------- set-up (child, ORM)
 def _setup(count: int) -> dict[str, Any]:
     """A bot key and ``count`` signed-in agents of one team; their cookies and ids."""
-    from importlib import import_module
-
-    from django.conf import settings
-    from django.contrib.auth import (
-        BACKEND_SESSION_KEY,
-        HASH_SESSION_KEY,
-        SESSION_KEY,
-        get_user_model,
-    )
-    from django.contrib.auth.hashers import make_password
 
     from handoffs.api.keys import bot_create
-    from handoffs.models import Agent, Team
+    from handoffs.models import Team
 
     _bot, key = bot_create(name=BOT)
     team = Team.objects.create(slug=TEAM, name="Storm team")
-    user_model = get_user_model()
-    unusable = make_password(None)
-    users = user_model.objects.bulk_create(
-        user_model(username=f"storm-agent-{i:04d}", first_name=f"Agent {i}", password=unusable)
-        for i in range(count)
-    )
-    agents = Agent.objects.bulk_create(Agent(user=user) for user in users)
-    team.agents.add(*agents)
-    store_class = import_module(settings.SESSION_ENGINE).SessionStore
-    cookies = []
-    for user in users:
-        session = store_class()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}")
+    agents, cookies = env.signed_in_agents(team, count, "storm-agent")
     return {"key": key, "cookies": cookies, "agent_ids": [a.pk for a in agents]}
 
 
