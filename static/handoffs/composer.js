@@ -376,14 +376,23 @@
     const search = $("#reply-search", panel), list = $("#reply-list", panel);
     const self = this;
     const range = { start: this.textarea.selectionStart, end: this.textarea.selectionEnd };
+    // Until this opening's list is drawn, Enter chooses nothing: the choices of an earlier
+    // opening (or the slash popup) carry that opening's caret, not this one's.
+    this.choices = []; this.onChoose = null;
+    let drawn = 0;
     function show() {
+      const mine = ++drawn;
       self.replies().then(function (all) {
+        if (mine !== drawn || panel.hidden) return;  // typed on or closed meanwhile
         self.renderList(list, all.filter(function (r) { return matches(r, search.value.trim()); }),
           function (reply) { self.insert(reply, range); });
       });
     }
     search.oninput = show;
-    search.onkeydown = function (e) { self.listKeys(e, list, function () { self.closePicker(); }); };
+    search.onkeydown = function (e) {
+      if (self.listKeys(e, list, function () { self.closePicker(); })) return;
+      if (e.key === "Enter") e.preventDefault();  // list still loading or empty: never submit
+    };
     panel.hidden = false;
     search.value = "";
     show();
@@ -392,6 +401,7 @@
   Composer.prototype.closePicker = function () {
     const panel = $("#reply-picker", this.form);
     if (panel && !panel.hidden) { panel.hidden = true; this.loaded = null; }
+    this.choices = []; this.onChoose = null;
   };
   // Arrow keys, Enter / Tab and Escape in a list of choices; true if handled.
   Composer.prototype.listKeys = function (evt, list, close) {

@@ -7,12 +7,13 @@ Escalations are posted over HTTP to the live Daphne (tests/browser/conftest.py).
 from __future__ import annotations
 
 import base64
+import re
 import time
 
 import httpx
 import pytest
 import time_machine
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from handoffs.access import links
 from handoffs.models import Attachment, Message, SavedReply
@@ -120,10 +121,23 @@ def test_slash_refund_inserts_the_filled_reply_and_the_customer_reads_it(
     expect(box).to_have_value("Receipt.")
     # Beside text already typed it is set apart by a space, not glued to the last word.
     box.fill("Thanks for waiting.")
+    # Enter before this opening's list has arrived chooses nothing (the last opening's
+    # choice carried the caret of an empty box and put "Receipt." first) and sends nothing.
+    held: list[Route] = []
+    alice.route(re.compile(r".*/saved-replies$"), lambda route: held.append(route))
     alice.get_by_role("button", name="Saved replies").click()
+    alice.locator("#reply-search").press("Enter")
+    alice.wait_for_timeout(200)
+    expect(box).to_have_value("Thanks for waiting.")
+    assert held, "the picker asked for its list"
+    for route in held:
+        route.continue_()
+    alice.unroute(re.compile(r".*/saved-replies$"))
     alice.fill("#reply-search", "receipt")
+    expect(alice.locator("#reply-list .choice")).to_have_count(1)
     alice.locator("#reply-search").press("Enter")
     expect(box).to_have_value("Thanks for waiting. Receipt.")
+    assert Message.objects.filter(body__startswith="Thanks for waiting").count() == 0
 
 
 def test_customer_pastes_an_image_and_the_agent_opens_it(
