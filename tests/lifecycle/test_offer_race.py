@@ -23,7 +23,8 @@ same harness reports agents over capacity on both databases: the pick reads outs
 any lock, so two routers fill one agent's last slot twice. Seen on this machine:
 PostgreSQL ``agents over capacity: [('storm00', 2, 1)]``; SQLite the same, plus
 ``IntegrityError`` from the partial unique index when two routers offered one hop.
-The correct storm takes about 2 minutes on either database on the 2-core machine.
+The correct storm took 40 s on SQLite and 77 s on PostgreSQL on the 2-core machine (under
+other load); idle agents wait for their offer doorbell instead of polling (2.5 minutes).
 """
 
 from __future__ import annotations
@@ -134,6 +135,17 @@ def run_offer_storm(agents: list[Agent], team) -> Run:
     done = threading.Event()
     rng = random.Random(18)
     choices = {a.pk: rng.random() for a in agents}
+    # An agent's page hears of a new offer from its desk socket: the doorbell
+    # (``publish_offers``, sent after the offer's commit) rings this agent's bell. Idle
+    # agents wait for it (or 1 s, a lost doorbell's fallback) instead of polling the
+    # database every 100 ms: fifty pollers kept SQLite's readers and the GIL so busy
+    # that the storm took 2.5 minutes.
+    bells = {a.user_id: threading.Event() for a in agents}
+
+    def ring(user_ids, **_):
+        for user_id in user_ids:
+            if user_id in bells:
+                bells[user_id].set()
 
     def intake(part: int) -> None:
         try:
@@ -152,9 +164,11 @@ def run_offer_storm(agents: list[Agent], team) -> Run:
     def agent_loop(agent: Agent) -> None:
         mine = random.Random(agent.pk)
         held: list[int] = []  # conversations this agent accepted and hasn't resolved
+        bell = bells[agent.user_id]
         try:
             connection.ensure_connection()
             while not done.is_set():
+                bell.clear()
                 for offer in offers.live_offers_for(agent):
                     roll = mine.random()
                     try:
@@ -174,7 +188,8 @@ def run_offer_storm(agents: list[Agent], team) -> Run:
                     if mine.random() < 0.5:
                         endings.conversation_resolve(handoff_id=hop_id, agent=agent, summary="ok")
                         held.remove(hop_id)
-                time.sleep(mine.uniform(0.05, 0.15))
+                # Working on conversations: back in a moment; idle: when an offer rings.
+                bell.wait(mine.uniform(0.05, 0.15) if held else 1.0)
         except BaseException as exc:
             run.error(exc)
         finally:
@@ -211,7 +226,7 @@ def run_offer_storm(agents: list[Agent], team) -> Run:
     with (
         mock.patch("handoffs.delivery.outbox.kick_on_commit"),
         mock.patch("handoffs.realtime.broadcast.publish_handoff_change"),
-        mock.patch("handoffs.realtime.broadcast.publish_offers"),
+        mock.patch("handoffs.realtime.broadcast.publish_offers", side_effect=ring),
         mock.patch("handoffs.realtime.broadcast.publish_floor"),
     ):
         for thread in threads:
