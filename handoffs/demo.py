@@ -164,8 +164,94 @@ MORE_ESCALATIONS = [
 ]
 
 
+PAST = {
+    "customer": "user-frank",
+    "name": "Frank Ortiz",
+    "said": "My card was declined at renewal but the money left my account.",
+    "summary": (
+        "Customer ACC-1198: renewal payment declined but the amount was debited. Needs the "
+        "pending charge explained."
+    ),
+    "agent": "bob",
+    "reply": "The debit is a pending authorisation; it drops off within 3 days. Sorry for "
+    "the worry!",
+    "resolution": "Explained the pending authorisation; customer satisfied.",
+    "days_ago": 12,
+}
+
+
+def run_past_conversation(client) -> None:
+    """A conversation Frank had 12 days ago, escalated by the bot, answered by bob and
+    resolved, so History, search and "The customer's past" have something to show on
+    his new escalation. Escalated through the API like the others; answered and resolved
+    through the same services the console's buttons call; then its times are moved back
+    (demo data only: nothing else ever rewrites a timestamp)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .lifecycle import accept, endings, messages
+    from .models import Conversation, Event, Handoff, Message, Sender
+
+    item = PAST
+    session = client.start_session(item["customer"], metadata={"agent": "tier1-bot"})
+    client.store_memory(
+        item["customer"],
+        item["said"],
+        importance=0.7,
+        metadata={"type": "customer_message"},
+        tags=["user"],
+        session_id=session["id"],
+    )
+    client.store_memory(
+        item["customer"],
+        item["summary"],
+        importance=1.0,
+        metadata={
+            "type": "handoff",
+            "from_agent": "tier1-bot",
+            "to_agent": "billing-specialist",
+            "customer_name": item["name"],
+            "channel": "web",
+        },
+        session_id=session["id"],
+    )
+    client.end_session(session["id"], summary="Bot->human handoff to billing-specialist")
+    hop = Handoff.objects.filter(customer=item["customer"]).latest("created_at")
+    agent = Agent.objects.get(user__username=item["agent"])
+    accept.handoff_accept(handoff_id=hop.pk, agent=agent)
+    hop.refresh_from_db()
+    messages.message_post(
+        conversation=hop.conversation,
+        sender=Sender.AGENT,
+        body=item["reply"],
+        client_id="demo-past-reply",
+        agent=agent,
+    )
+    endings.conversation_resolve(handoff_id=hop.pk, agent=agent, summary=item["resolution"])
+    back = timedelta(days=item["days_ago"])
+    with transaction.atomic():
+        hop.refresh_from_db()
+        now = timezone.now()
+        Handoff.objects.filter(pk=hop.pk).update(
+            created_at=hop.created_at - back,
+            accepted_at=(hop.accepted_at or now) - back,
+            closed_at=(hop.closed_at or now) - back,
+        )
+        Conversation.objects.filter(pk=hop.conversation_id).update(
+            created_at=hop.conversation.created_at - back,
+            closed_at=(hop.conversation.closed_at or now) - back,
+        )
+        for message in Message.objects.filter(conversation_id=hop.conversation_id):
+            Message.objects.filter(pk=message.pk).update(created_at=message.created_at - back)
+        for event in Event.objects.filter(handoff=hop):
+            Event.objects.filter(pk=event.pk).update(created_at=event.created_at - back)
+
+
 def run_more_escalations(client) -> None:
     for item in MORE_ESCALATIONS:
+        if item["customer"] == PAST["customer"]:
+            run_past_conversation(client)
         session = client.start_session(item["customer"], metadata={"agent": "tier1-bot"})
         for fact in item["facts"]:
             client.store_memory(

@@ -34,7 +34,12 @@ class PastConversation:
 class CustomerPast:
     customer: str
     conversations: list[PastConversation] = field(default_factory=list)
-    count: int = 0  # every earlier conversation the viewer may read (the list is capped)
+    count: int = 0  # every other conversation the viewer may read (the list is capped)
+    earlier: int = 0  # of those, begun before this one (a transcript can have later ones)
+
+    @property
+    def later(self) -> int:
+        return self.count - self.earlier
 
     @property
     def last_contact(self) -> datetime | None:
@@ -86,5 +91,8 @@ def customer_past(*, agent: Agent, handoff: Handoff) -> CustomerPast:
         )
     past.conversations.sort(key=lambda c: c.last_contact, reverse=True)
     past.count = len(past.conversations)
+    # Conversation ids grow with time: the ones below this conversation's came before it.
+    mine = handoff.conversation_id or float("inf")
+    past.earlier = sum(1 for c in past.conversations if c.conversation_id < mine)
     past.conversations = past.conversations[:MAX_LISTED]
     return past

@@ -19,6 +19,8 @@ from dakera import (
     ValidationError,
 )
 from dakera.session import AsyncChatMemorySession, ChatMemorySession
+from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 
 from handoffs import demo
@@ -370,3 +372,25 @@ def test_idle_sessions_end_by_themselves(live_server_url, bot_key):
     assert ended["session"]["ended_reason"] == "idle"
     assert client.get_session(default["id"])["ended_reason"] == "idle"
     assert client.touch_session(forever["id"]).session_state == "active"
+
+
+def test_demo_escalations_give_frank_a_resolved_past_conversation(live_server_url, teams):
+    """``make run`` seeds a conversation Frank had 12 days ago (escalated, answered by bob,
+    resolved) before his new escalation, so History and the card's "customer's past" have
+    something to show; the new escalation is a conversation of its own, waiting."""
+    setup = demo.ensure_people_and_bot()
+    demo.run_more_escalations(sdk(live_server_url, setup.bot_key))
+
+    hops = list(Handoff.objects.filter(customer="user-frank").order_by("created_at"))
+    assert [h.status for h in hops] == [Status.RESOLVED, Status.WAITING]
+    past, new = hops
+    assert past.conversation_id != new.conversation_id
+    assert past.accepted_by.user.username == "bob"
+    age = timezone.now() - past.closed_at
+    assert dt.timedelta(days=11) < age < dt.timedelta(days=13)
+    assert past.conversation.messages.filter(body__contains="pending authorisation").exists()
+    alice = Client()
+    alice.force_login(User.objects.get(username="alice"))
+    card = alice.get(f"/handoffs/{new.pk}/").content.decode()
+    assert "Returning customer:</strong> 1 earlier conversation" in card
+    assert f'href="/history/{past.pk}/"' in card

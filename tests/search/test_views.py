@@ -230,6 +230,10 @@ def test_the_card_and_the_conversation_show_the_customers_past(people):
     handoff_accept(handoff_id=again.pk, agent=people["dan"])
     page = dan.get(f"/conversations/{again.pk}/").content.decode()
     assert "Returning customer" in page and f'href="/history/{first.pk}/"' in page
+    # The first conversation's transcript lists the later one as later, not "earlier".
+    transcript = dan.get(f"/history/{first.pk}/").content.decode()
+    assert "Came back later:</strong> 1 later conversation" in transcript
+    assert "Returning customer" not in transcript and "earlier conversation" not in transcript
     # A new customer is not "returning".
     fresh = factories.escalate("billing-specialist")
     assert "No earlier conversations" in dan.get(f"/handoffs/{fresh.pk}/").content.decode()
