@@ -175,3 +175,17 @@ def test_create_console_user_with_teams_and_a_weak_password(db, monkeypatch):
     assert sorted(agent.teams.values_list("slug", flat=True)) == ["billing", "tech-support"]
     with pytest.raises(CommandError, match="exists"):
         call_command("create_console_user", "ann", "--no-input")
+
+
+def test_demo_refuses_a_port_something_already_listens_on(db):
+    """Daphne that can't listen keeps running, so the demo would seed whatever else answers
+    on the port (another ``make run``): it stops first, naming the port and PORT=."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(CommandError, match=rf"127.0.0.1:{port} is already in use.*PORT="):
+            call_command("demo", "--port", str(port))
+    assert not Bot.objects.exists()  # nothing seeded

@@ -19,6 +19,17 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        # As Daphne binds: a port left in TIME_WAIT by the last run is free, a listener isn't.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 class Command(BaseCommand):
     help = (
         "Serve the console with a seeded demo: people, teams, a bot key, escalations "
@@ -47,6 +58,13 @@ class Command(BaseCommand):
         bot_port = None
         callback_url = ""
         if not options["no_serve"]:
+            # Daphne that can't listen keeps running and says so in one log line; the
+            # demo would then seed whatever else answers on the port. Refuse up front.
+            if not port_is_free(host, options["port"]):
+                raise CommandError(
+                    f"{host}:{options['port']} is already in use (another `make run`?). "
+                    "Stop it, or choose another port: make run PORT=8080"
+                )
             bot_port = options["bot_port"] or free_port(host)
             callback_url = f"http://{host}:{bot_port}/webhooks"
         setup = demo.ensure_people_and_bot(callback_url=callback_url)
