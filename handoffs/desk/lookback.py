@@ -144,7 +144,11 @@ def search(request: HtmxHttpRequest) -> HttpResponse:
     status = 200
     try:
         if query:
-            context["results"] = finder.search_for_agent(agent=request.agent, query=query)
+            context["results"] = finder.search_for_agent(
+                agent=request.agent,
+                query=query,
+                messages=finder.messages_limit(request.GET.get("messages", "")),
+            )
     except finder.SearchError as exc:
         context["error"], status = exc.message, 400
     return render(request, "handoffs/desk/search.html", context, status=status)

@@ -28,6 +28,9 @@ from .index import HopCondition, Rights, text_index
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 8
 LIMITS = {"customers": 10, "summaries": 20, "messages": 30}
+# "Show more messages" adds a page of LIMITS["messages"] at a time, up to this many (the
+# ranking looks at the newest ``index.WINDOW`` matches; past that a narrower query helps).
+MAX_MESSAGES = 300
 SNIPPET_CHARS = 200
 
 
@@ -197,6 +200,8 @@ class SearchResults:
     customers: list[Hit] = field(default_factory=list)
     summaries: list[Hit] = field(default_factory=list)
     messages: list[Hit] = field(default_factory=list)
+    messages_limit: int = LIMITS["messages"]
+    more_messages: int = 0  # the limit "Show more messages" asks for (0: nothing more)
 
     @property
     def count(self) -> int:
@@ -207,18 +212,34 @@ def _customer_label(conversation: Conversation) -> str:
     return conversation.customer_name or conversation.customer
 
 
-def search_for_agent(*, agent: Agent, query: str) -> SearchResults:
-    """What ``agent`` may find for ``query``, by section, best first; raises
-    ``SearchError`` for a query that can't be run (too long, no words)."""
+def messages_limit(raw: object) -> int:
+    """The ``messages`` parameter of the search page as a limit: a whole number of pages
+    between one and ``MAX_MESSAGES``; anything else is the first page."""
+    page = LIMITS["messages"]
+    try:
+        wanted = int(str(raw))
+    except ValueError:
+        return page
+    return max(page, min(MAX_MESSAGES, wanted // page * page))
+
+
+def search_for_agent(
+    *, agent: Agent, query: str, messages: int = LIMITS["messages"]
+) -> SearchResults:
+    """What ``agent`` may find for ``query``, by section, best first (the ``messages``
+    best messages); raises ``SearchError`` for a query that can't be run (too long, no
+    words)."""
     terms = terms_of(query)
-    results = SearchResults(query=query, terms=terms)
+    results = SearchResults(query=query, terms=terms, messages_limit=messages)
     if not terms or not rights.active(agent):
         return results
     findable, whole = rights.search_filters(agent)
     index, allowed = text_index(), rights_of(findable, whole)
     conversation_hits = index.conversations(terms=terms, rights=allowed, limit=LIMITS["customers"])
     hop_hits = index.handoffs(terms=terms, rights=allowed, limit=LIMITS["summaries"])
-    message_hits = index.messages(terms=terms, rights=allowed, limit=LIMITS["messages"])
+    message_hits = index.messages(terms=terms, rights=allowed, limit=messages)
+    if len(message_hits) == messages and messages < MAX_MESSAGES:
+        results.more_messages = messages + LIMITS["messages"]
 
     conversations = Conversation.objects.in_bulk([pk for pk, _ in conversation_hits])
     hops = (

@@ -203,6 +203,29 @@ def test_the_search_page(people):
     assert alice.get("/search/").status_code == 200
 
 
+def test_search_shows_more_messages_a_page_at_a_time(people):
+    hop = factories.escalate("billing-specialist")
+    handoff_accept(handoff_id=hop.pk, agent=people["alice"])
+    for i in range(70):
+        say(hop, f"invoice number {i} is wrong")
+    alice = factories.logged_in(people["alice"])
+
+    def message_hits(**params):
+        body = alice.get("/search/", {"q": "invoice wrong", **params}).content.decode()
+        return len(re.findall(r'id="message-hit-\d+"', body)), body
+
+    shown, body = message_hits()
+    assert shown == 30
+    assert 'href="?q=invoice+wrong&amp;messages=60#message-hit-31">Show more messages' in body
+    shown, body = message_hits(messages="60")
+    assert shown == 60 and "messages=90#message-hit-61" in body
+    shown, body = message_hits(messages="90")
+    assert shown == 70 and "Show more messages" not in body  # all of them
+    # Junk or huge values are a page (or the cap), never an error.
+    for junk, expected in (("x", 30), ("-5", 30), ("10**9", 30), ("100000", 70), ("45", 30)):
+        assert message_hits(messages=junk)[0] == expected, junk
+
+
 def test_every_console_page_has_history_and_the_search_box(people):
     alice = factories.logged_in(people["alice"])
     for url in ("/", "/conversations/", "/history/", "/search/"):
