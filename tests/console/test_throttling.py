@@ -95,3 +95,44 @@ def test_wrong_bot_keys_from_one_address_get_429_until_the_window_ends(db, teams
     assert store(key, address="10.1.0.2").status_code == 200
     time.sleep(int(limited["Retry-After"]) + 0.2)
     assert store(key).status_code == 200
+
+
+def test_key_guessing_stays_throttled_while_the_cache_is_down(db, teams, settings):
+    """A Redis cache nobody listens on (a real client, a refused connection): each process
+    counts wrong keys itself, so the outage doesn't open the door to guessing."""
+    from django.core.cache import caches
+
+    from handoffs.memory import key_guessing
+
+    settings.BOT_AUTH_FAILURE_LIMIT = 5
+    settings.BOT_AUTH_FAILURE_WINDOW = 30
+    _, key = bot_create(name="tier1-bot")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whichever error redis-py raises
+        caches["default"].get("x")
+    client = Client()
+    wrong = key[:15] + "z" * (len(key) - 15)
+
+    def store(with_key: str, address: str):
+        return client.post(
+            "/v1/memory/store",
+            store_body(),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {with_key}",
+            REMOTE_ADDR=address,
+        )
+
+    try:
+        for _ in range(5):
+            assert store(wrong, "10.9.0.1").status_code == 401
+        assert store(wrong, "10.9.0.1").status_code == 429
+        assert store(key, "10.9.0.1").status_code == 429
+        assert store(key, "10.9.0.2").status_code == 200  # nobody else is locked out
+    finally:
+        key_guessing._local.clear()
