@@ -68,10 +68,29 @@ def bot_key(name: str = "bench-bot") -> str:
     return raw_key
 
 
+_PORTS_TAKEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free TCP port on loopback: any, or one of ``BENCH_PORTS=LOW-HIGH`` when set (a
+    machine shared by several runs gives each its own range)."""
+    span = os.environ.get("BENCH_PORTS", "")
+    if not span:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    low, _, high = span.partition("-")
+    for port in range(int(low), int(high or low) + 1):
+        if port in _PORTS_TAKEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_TAKEN.add(port)
+        return port
+    raise RuntimeError(f"no free port in BENCH_PORTS={span}")
 
 
 def server_command(app: str, port: int) -> list[str]:
