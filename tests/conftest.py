@@ -23,10 +23,29 @@ from handoffs.models import Agent, Bot, Role, Team
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_PORTS_TAKEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port on loopback: any, or one of ``TEST_PORTS=LOW-HIGH`` when set (a
+    machine shared by several runs gives each its own range)."""
+    span = os.environ.get("TEST_PORTS", "")
+    if not span:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    low, _, high = span.partition("-")
+    for port in range(int(low), int(high or low) + 1):
+        if port in _PORTS_TAKEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_TAKEN.add(port)
+        return port
+    raise RuntimeError(f"no free port in TEST_PORTS={span}")
 
 
 def test_database_env() -> dict[str, str]:

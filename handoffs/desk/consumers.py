@@ -44,12 +44,6 @@ def _fresh_agent(agent_id: int) -> Agent | None:
     return Agent.objects.select_related("user").filter(pk=agent_id).first()
 
 
-@database_sync_to_async
-def inbox_badge(agent: Agent) -> str:
-    """The nav badge as the database has it now (the floor socket's first frame)."""
-    return inbox.render_badge(agent)
-
-
 def _by_class(items: Sequence, work_of) -> list:
     """Run each consumer class's batch hook on its own items; results in item order."""
     results: list = [None] * len(items)
@@ -67,11 +61,16 @@ def _groups_many(items: Sequence[tuple[AgentConsumer, Agent]]) -> list:
     return _by_class(items, lambda cls: cls.groups_many)
 
 
-def _open_many(consumers: Sequence[AgentConsumer]) -> list:
-    """Sockets opening together: registered and presence set in one go (a failure here,
-    Redis down, refuses the whole batch with 4013), then each one's first frame."""
-    sockets.sockets_opened([(c.agent, c.channel_name, c.groups_joined) for c in consumers])
-    return _by_class(consumers, lambda cls: cls.first_frames)
+def _open_many(items: Sequence[tuple[AgentConsumer, bool, bool]]) -> list:
+    """Sockets opening together ``(consumer, register, first frame)``: registered and
+    presence set in one go (a failure here, Redis down, refuses the whole batch with
+    4013), then each one's first frame ("" for those that asked for none)."""
+    sockets.sockets_opened(
+        [(c.agent, c.channel_name, c.groups_joined) for c, register, _frame in items if register]
+    )
+    framed = [c for c, _register, frame in items if frame]
+    frames = iter(_by_class(framed, lambda cls: cls.first_frames))
+    return [next(frames) if frame else "" for _c, _register, frame in items]
 
 
 # Connects in batches (``realtime.batching``): one trip to the database thread for the
@@ -116,9 +115,14 @@ class AgentConsumer(ForwardingConsumer):
         registry.attach_loop(asyncio.get_running_loop())
         snapshot = ""
         async with refuse_while_layer_down(self):
-            await join_groups(self.channel_layer, groups, self.channel_name)
-            # Joined first, then read: nothing that changes after the read is missed.
-            snapshot = await _open_batch(self)
+            if self.PRESENCE_FIRST:
+                await _open_batch((self, True, False))
+                await join_groups(self.channel_layer, groups, self.channel_name)
+                snapshot = await _open_batch((self, False, True))
+            else:
+                await join_groups(self.channel_layer, groups, self.channel_name)
+                # Joined first, then read: nothing that changes after the read is missed.
+                snapshot = await _open_batch((self, True, True))
         if self.refused:
             return
         await self.accept()
@@ -148,6 +152,10 @@ class AgentConsumer(ForwardingConsumer):
     async def groups_for(self, agent: Agent) -> list[str] | None:
         return await _groups_batch((self, agent))
 
+    # Presence set (and the socket registered) before the groups are joined: the page
+    # shows presence itself (the floor), so its snapshot has it and it gets no echo.
+    PRESENCE_FIRST = False
+
     # Every console page shows the nav badge from its own socket (or the badge-only inbox
     # socket); the desk socket beside it (offers) leaves the badge and its alerts alone.
     SENDS_BADGE = True
@@ -167,7 +175,7 @@ class AgentConsumer(ForwardingConsumer):
         self.resume_after = None  # a queue starts over
         try:
             await join_groups(self.channel_layer, self.groups_joined, self.channel_name)
-            snapshot = await _open_batch(self)
+            snapshot = await _open_batch((self, True, True))
         except Exception as exc:  # noqa: BLE001 - Redis failing again: start over
             broadcast.layer_failed("socket resync", exc)
             await self.close(code=1012)

@@ -45,6 +45,8 @@ def socket_opened_sync(agent: Agent, channel: str = "", groups: list[str] = ()) 
 def sockets_opened(opened: list[tuple[Agent, str, list[str]]]) -> None:
     """Sockets ``(agent, channel, groups)`` opened (a batch of connects): registered in
     one Redis round trip; the agents they bring back, online (or away) in one write."""
+    if not opened:
+        return
     registry.opened_many([(channel, agent.pk, groups) for agent, channel, groups in opened])
     # As just read with the socket's agent. An agent whose shift ended (End shift, or an
     # automatic handover) stays offline until they start a shift again.

@@ -184,6 +184,8 @@ def opened(channel: str, agent_id: int, groups: list[str]) -> int:
 def opened_many(sockets: list[tuple[str, int, list[str]]]) -> list[int]:
     """Register sockets ``(channel, agent id, groups)`` (one Redis round trip); returns
     each one's agent's open sockets in this process, counting those before it."""
+    if not sockets:
+        return []
     if not scale_out():
         counts = []
         with _local.lock:
@@ -255,6 +257,8 @@ def closed(channel: str, agent_id: int, *, orphan_groups: list[str] = ()) -> int
 def closed_many(sockets: list[tuple[str, int, list[str]]]) -> dict[int, int]:
     """``closed`` for several sockets ``(channel, agent id, orphan groups)`` in three
     Redis round trips; returns the open sockets left, in live processes, per agent."""
+    if not sockets:
+        return {}
     if not scale_out():
         return {
             agent_id: closed(channel, agent_id, orphan_groups=orphans)
