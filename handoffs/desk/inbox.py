@@ -14,6 +14,7 @@ the alert for the customer message that rang it; and the inbox rows, for the inb
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -257,8 +258,17 @@ def badge_context(entries: list[BadgeEntry], alert: Message | None = None) -> di
 
 def render_badge(agent: Agent, entries: list[BadgeEntry] | None = None) -> str:
     entries = badge_entries(agent=agent) if entries is None else entries
+    context = badge_context(entries)
+    return _plain_badge(context["unread_conversations"], context["inbox_order"])
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_badge(unread: int, order: str) -> str:
+    """The badge without an alert depends on these two only: rendered once each (a storm
+    of connects sends most agents the same badge)."""
     return render_to_string(
-        "handoffs/desk/_inbox_badge.html", {**badge_context(entries), "oob": True}
+        "handoffs/desk/_inbox_badge.html",
+        {"unread_conversations": unread, "inbox_order": order, "alert": None, "oob": True},
     )
 
 
