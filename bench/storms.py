@@ -11,9 +11,10 @@ members, connected clients) directly.
 
 Phases, N = 1,000 agents of one team (``--quick``: 200):
 
-1. **connect cost**: N queue sockets opened on console Daphne A, 50 handshakes in
-   flight at a time, each counted once its first frame (snapshot) arrives; A's CPU
-   time (``/proc/<pid>/stat``) over the phase / N, against N ``/ws/bare/`` sockets on the
+1. **connect cost**: after a warm-up (50 sockets opened and closed, on each server),
+   N queue sockets opened on console Daphne A, 50 handshakes in flight at a time, each
+   counted once its first frame (snapshot) arrives; A's CPU time (``/proc/<pid>/stat``)
+   over the phase / N, against N ``/ws/bare/`` sockets on the
    bare Daphne, same client, same concurrency. Target: at most 2× the bare CPU per
    connect. The sockets are then closed.
 2. **mass disconnect**: N queue sockets opened over A and B (half each, all handshakes
@@ -57,6 +58,7 @@ from .core import Row, percentile
 TEAM = "storm-team"
 BOT = "storm-bot"
 CONNECT_CONCURRENCY = 50
+WARM_UP = 50  # sockets opened and closed on each server before the connect cost is measured
 GONE_FRACTION = 0.05
 TARGET_BACK_S = 15.0
 TARGET_CPU_RATIO = 2.0
@@ -307,6 +309,13 @@ async def _phase_connect_cost(config: dict[str, Any]) -> dict[str, Any]:
         ("console", a_port, config["console_pids"][0], "/ws/queue/"),
         ("bare", bare_port, config["bare_pid"], "/ws/bare/"),
     ):
+        # Warm-up (both servers alike): the first sockets of a fresh process pay for
+        # imports, template loading and pool connections, which a storm on a running
+        # Daphne doesn't.
+        warm = [Client(i, c, [port], path) for i, c in enumerate(config["cookies"][:WARM_UP])]
+        await _open_all(warm, [port], concurrency=CONNECT_CONCURRENCY)
+        await asyncio.gather(*(c.close() for c in warm))
+        await asyncio.sleep(3)
         clients = [Client(i, c, [port], path) for i, c in enumerate(config["cookies"])]
         cpu0 = _cpu_s(pid)
         elapsed = await _open_all(clients, [port], concurrency=CONNECT_CONCURRENCY)
