@@ -18,7 +18,8 @@ then marks agents with no live socket offline. Embedded mode (one process) keeps
 same figures in memory.
 
 Every function here is synchronous (called from the consumers' database threads and from
-the worker); Redis round trips are pipelined: two per connect, three per disconnect.
+the worker); Redis round trips are pipelined: one per batch of connects
+(``opened_many``), three per batch of disconnects (``closed_many``).
 """
 
 from __future__ import annotations
