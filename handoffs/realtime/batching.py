@@ -6,9 +6,9 @@ groups, presence and snapshot), each a handful of queries and Redis calls, so a 
 1,000 reconnects made thousands of trips, one after the other on that one thread. A
 ``GroupCommit`` sends every call waiting on it as one batch: one trip, and the batch's
 work function loads what all of them need with one query per kind (sessions, agents,
-teams, assigned rows, badges) and one Redis pipeline. Alone, a call goes at once (the
-next turn of the event loop); under load, batches grow by themselves while the previous
-one runs, up to ``MAX_BATCH``.
+teams, assigned rows, badges) and one Redis pipeline. A call waits ``LINGER_SECS`` for
+company, then goes; under load, batches also grow by themselves while the previous one
+runs, up to ``MAX_BATCH``.
 """
 
 from __future__ import annotations
