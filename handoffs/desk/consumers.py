@@ -134,10 +134,9 @@ class AgentConsumer(ForwardingConsumer):
         """The first frame of each socket of a batch (a failure is that socket's own)."""
         return batching.each(lambda c: c.first_frame_sync(), consumers)
 
-    def first_frame_sync(self, badge: str | None = None) -> str:
+    def first_frame_sync(self) -> str:
         """The page's snapshot and the nav badge, both as the database has them now."""
-        if badge is None:
-            badge = inbox.render_badge(self.agent) if self.SENDS_BADGE else ""
+        badge = inbox.render_badge(self.agent) if self.SENDS_BADGE else ""
         return self.snapshot_sync(self.agent) + badge
 
     @classmethod
