@@ -63,8 +63,11 @@ class ScaleOut:
     def __init__(self, workdir: Path, name: str) -> None:
         self.workdir = workdir
         self.name = name
-        self.db_name = f"bench_{name}_{os.getpid()}"
-        self.bare_db_name = f"bench_{name}_bare_{os.getpid()}"
+        # BENCH_DATABASE: one given database for everything (the bare baseline's one table,
+        # ``bare_event``, lives beside the console's), dropped and re-created.
+        given = os.environ.get("BENCH_DATABASE", "")
+        self.db_name = given or f"bench_{name}_{os.getpid()}"
+        self.bare_db_name = given or f"bench_{name}_bare_{os.getpid()}"
         self.database_url = _database_url(self.db_name)
         self.bare_database_url = _database_url(self.bare_db_name)
         self.redis_url = f"{REDIS_BASE}/{REDIS_DB}"
@@ -73,7 +76,7 @@ class ScaleOut:
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> ScaleOut:
         self._flush_redis()
-        for db in (self.db_name, self.bare_db_name):
+        for db in dict.fromkeys((self.db_name, self.bare_db_name)):
             self._admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             self._admin(f'CREATE DATABASE "{db}"')
         subprocess.run(  # noqa: S603 - our manage.py with this interpreter
@@ -92,7 +95,7 @@ class ScaleOut:
     ) -> None:
         for server in self.servers:
             server.stop()
-        for db in (self.db_name, self.bare_db_name):
+        for db in dict.fromkeys((self.db_name, self.bare_db_name)):
             self._admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         self._flush_redis()
 
@@ -128,7 +131,7 @@ class ScaleOut:
         ]
         return self._start(servers)
 
-    def bares(self, count: int) -> list[env.Daphne]:
+    def bares(self, count: int, extra_env: dict[str, str] | None = None) -> list[env.Daphne]:
         """``count`` bare Channels Daphnes (``bench.bare_asgi``) on PostgreSQL and Redis."""
         servers = [
             env.BareDaphne(
@@ -137,6 +140,7 @@ class ScaleOut:
                 extra_env={
                     "BARE_DATABASE_URL": self.bare_database_url,
                     "BARE_REDIS_URL": self.redis_url,
+                    **(extra_env or {}),
                 },
             )
             for i in range(count)

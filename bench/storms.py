@@ -11,9 +11,10 @@ members, connected clients) directly.
 
 Phases, N = 1,000 agents of one team (``--quick``: 200):
 
-1. **connect cost**: N queue sockets opened on console Daphne A, 50 handshakes in
-   flight at a time, each counted once its first frame (snapshot) arrives; A's CPU
-   time (``/proc/<pid>/stat``) over the phase / N, against N ``/ws/bare/`` sockets on the
+1. **connect cost**: after a warm-up (50 sockets opened and closed, on each server),
+   N queue sockets opened on console Daphne A, 50 handshakes in flight at a time, each
+   counted once its first frame (snapshot) arrives; A's CPU time (``/proc/<pid>/stat``)
+   over the phase / N, against N ``/ws/bare/`` sockets on the
    bare Daphne, same client, same concurrency. Target: at most 2× the bare CPU per
    connect. The sockets are then closed.
 2. **mass disconnect**: N queue sockets opened over A and B (half each, all handshakes
@@ -57,6 +58,7 @@ from .core import Row, percentile
 TEAM = "storm-team"
 BOT = "storm-bot"
 CONNECT_CONCURRENCY = 50
+WARM_UP = 50  # sockets opened and closed on each server before the connect cost is measured
 GONE_FRACTION = 0.05
 TARGET_BACK_S = 15.0
 TARGET_CPU_RATIO = 2.0
@@ -307,6 +309,13 @@ async def _phase_connect_cost(config: dict[str, Any]) -> dict[str, Any]:
         ("console", a_port, config["console_pids"][0], "/ws/queue/"),
         ("bare", bare_port, config["bare_pid"], "/ws/bare/"),
     ):
+        # Warm-up (both servers alike): the first sockets of a fresh process pay for
+        # imports, template loading and pool connections, which a storm on a running
+        # Daphne doesn't.
+        warm = [Client(i, c, [port], path) for i, c in enumerate(config["cookies"][:WARM_UP])]
+        await _open_all(warm, [port], concurrency=CONNECT_CONCURRENCY)
+        await asyncio.gather(*(c.close() for c in warm))
+        await asyncio.sleep(3)
         clients = [Client(i, c, [port], path) for i, c in enumerate(config["cookies"])]
         cpu0 = _cpu_s(pid)
         elapsed = await _open_all(clients, [port], concurrency=CONNECT_CONCURRENCY)
@@ -530,20 +539,40 @@ async def _phase_redis_restart(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+PHASES = ("cost", "mass", "kill", "redis")
+
+
+def _phases() -> list[str]:
+    """``STORMS_PHASES=cost,redis`` runs only those phases (default: all four); the
+    killed-Daphne phase needs the mass-disconnect one (it counts groups per socket)."""
+    wanted = [p.strip() for p in os.environ.get("STORMS_PHASES", ",".join(PHASES)).split(",")]
+    unknown = sorted(set(wanted) - set(PHASES) - {""})
+    if unknown:
+        raise SystemExit(f"STORMS_PHASES: unknown {', '.join(unknown)}; known: {PHASES}")
+    if "kill" in wanted and "mass" not in wanted:
+        wanted.append("mass")
+    return [p for p in PHASES if p in wanted]
+
+
 async def _drive(config: dict[str, Any]) -> dict[str, Any]:
     if config.get("phase") == "redis":
         return await _phase_redis_restart(config)
+    phases = config.get("phases", list(PHASES))
     observer = Observer(config)
+    driven: dict[str, Any] = {}
     try:
-        cost = await _phase_connect_cost(config)
-        await _settle(observer, 0, 0)
-        mass = await _phase_mass_close(config, observer)
-        await asyncio.sleep(2)
-        config["groups_per_socket"] = round(mass["members_while_open"] / mass["sockets"])
-        kill = await _phase_kill(config, observer)
+        if "cost" in phases:
+            driven["cost"] = await _phase_connect_cost(config)
+            await _settle(observer, 0, 0)
+        if "mass" in phases:
+            mass = driven["mass"] = await _phase_mass_close(config, observer)
+            await asyncio.sleep(2)
+            config["groups_per_socket"] = round(mass["members_while_open"] / mass["sockets"])
+        if "kill" in phases:
+            driven["kill"] = await _phase_kill(config, observer)
     finally:
         observer.close()
-    return {"cost": cost, "mass": mass, "kill": kill}
+    return driven
 
 
 # ---------------------------------------------------------------- rows
@@ -552,123 +581,132 @@ def _load() -> str:
 
 
 def _rows(args: argparse.Namespace, driven: dict[str, Any], load: str) -> list[Row]:
-    cost, mass, kill = driven["cost"], driven["mass"], driven["kill"]
     rows = []
+    if "cost" in driven:
+        rows.append(_cost_row(args, driven["cost"], load))
+    if "mass" in driven:
+        rows.append(_mass_row(driven["mass"], load))
+    if "kill" in driven:
+        rows.append(_kill_row(driven["kill"], load))
+    if driven.get("redis"):
+        rows.append(_redis_row(driven["redis"], load))
+    return rows
+
+
+def _cost_row(args: argparse.Namespace, cost: dict[str, Any], load: str) -> Row:
     console_ms, bare_ms = cost["console"]["cpu_ms_per_connect"], cost["bare"]["cpu_ms_per_connect"]
-    rows.append(
-        Row(
-            scenario="storms",
-            variant=f"connect cost, {len(args.cookies)} queue sockets, one Daphne",
-            metrics={
-                "cpu_ms_per_connect": console_ms,
-                "open_s": cost["console"]["open_s"],
-                "failed": cost["console"]["failed"],
-            },
-            primary="cpu_ms_per_connect",
-            baseline=bare_ms,
-            baseline_label="bare Channels /ws/bare/ connect (group_add + accept + a frame)",
-            baseline_metrics={"open_s": cost["bare"]["open_s"], "failed": cost["bare"]["failed"]},
-            target=f"≤ {TARGET_CPU_RATIO:g}× bare CPU per connect",
-            ok=console_ms <= TARGET_CPU_RATIO * bare_ms,
-            notes=f"load {load}; {CONNECT_CONCURRENCY} handshakes in flight",
-        )
+    return Row(
+        scenario="storms",
+        variant=f"connect cost, {len(args.cookies)} queue sockets, one Daphne",
+        metrics={
+            "cpu_ms_per_connect": console_ms,
+            "open_s": cost["console"]["open_s"],
+            "failed": cost["console"]["failed"],
+        },
+        primary="cpu_ms_per_connect",
+        baseline=bare_ms,
+        baseline_label="bare Channels /ws/bare/ connect (group_add + accept + a frame)",
+        baseline_metrics={"open_s": cost["bare"]["open_s"], "failed": cost["bare"]["failed"]},
+        target=f"≤ {TARGET_CPU_RATIO:g}× bare CPU per connect",
+        ok=console_ms <= TARGET_CPU_RATIO * bare_ms,
+        notes=f"load {load}; {CONNECT_CONCURRENCY} handshakes in flight",
     )
-    rows.append(
-        Row(
-            scenario="storms",
-            variant=f"mass disconnect, {mass['sockets']} sockets over 2 Daphnes",
-            metrics={
-                "stale_presence": mass["stale_presence"],
-                "dead_group_members": mass["dead_group_members"],
-                "settle_s": mass["settle_s"],
-                "open_s": mass["open_s"],
-                "failed_handshakes": mass["failed_handshakes"],
-                "redis_clients_while_open": mass["redis_clients_while_open"],
-                "redis_clients_after": mass["redis_clients_after"],
-            },
-            primary="settle_s",
-            baseline=0.0,
-            baseline_label="none (a count of leftovers; 0 is the floor)",
-            target="0 stale presence, 0 dead group members",
-            ok=mass["stale_presence"] == 0 and mass["dead_group_members"] == 0,
-            notes=(
-                f"load {load}; all {mass['sockets']} handshakes at once, all closed at once; "
-                f"while open: {mass['online_while_open']} online, "
-                f"{mass['members_while_open']} group members"
-            ),
-        )
+
+
+def _mass_row(mass: dict[str, Any], load: str) -> Row:
+    return Row(
+        scenario="storms",
+        variant=f"mass disconnect, {mass['sockets']} sockets over 2 Daphnes",
+        metrics={
+            "stale_presence": mass["stale_presence"],
+            "dead_group_members": mass["dead_group_members"],
+            "settle_s": mass["settle_s"],
+            "open_s": mass["open_s"],
+            "failed_handshakes": mass["failed_handshakes"],
+            "redis_clients_while_open": mass["redis_clients_while_open"],
+            "redis_clients_after": mass["redis_clients_after"],
+        },
+        primary="settle_s",
+        baseline=0.0,
+        baseline_label="none (a count of leftovers; 0 is the floor)",
+        target="0 stale presence, 0 dead group members",
+        ok=mass["stale_presence"] == 0 and mass["dead_group_members"] == 0,
+        notes=(
+            f"load {load}; all {mass['sockets']} handshakes at once, all closed at once; "
+            f"while open: {mass['online_while_open']} online, "
+            f"{mass['members_while_open']} group members"
+        ),
     )
+
+
+def _kill_row(kill: dict[str, Any], load: str) -> Row:
     back = kill["back"]
     p100 = max(back) if back else float("nan")
-    rows.append(
-        Row(
-            scenario="storms",
-            variant=f"Daphne killed under {kill['sockets']} sockets",
-            metrics={
-                "back_p50_s": percentile(back, 50),
-                "back_p90_s": percentile(back, 90),
-                "back_p100_s": p100,
-                "returning": kill["returning"],
-                "not_back": kill["not_back"],
-                "failed_handshakes": kill["failed_handshakes"],
-                "escalation_seen": kill["escalation_seen"],
-                "live": kill["live"],
-                "gone_offline_s": kill["gone_offline_s"] or float("nan"),
-                "dead_group_members": kill["dead_group_members"],
-                "reaped_s": kill["reaped_s"],
-            },
-            primary="back_p100_s",
-            baseline=TARGET_BACK_S,
-            baseline_label="the target (no bare equivalent)",
-            target=f"p100 ≤ {TARGET_BACK_S:g} s, all back and correct, gone offline ≤ 20 s",
-            ok=(
-                kill["not_back"] == 0
-                and p100 <= TARGET_BACK_S
-                and kill["escalation_seen"] == kill["live"]
-                and kill["gone_offline_s"] is not None
-                and kill["gone_offline_s"] <= TARGET_OFFLINE_S
-            ),
-            notes=(
-                f"load {load}; {kill['on_killed']} on the killed Daphne, {kill['gone']} of them "
-                f"never return; the escalation after: {kill['escalation_seen']}/{kill['live']}"
-            ),
-        )
+    return Row(
+        scenario="storms",
+        variant=f"Daphne killed under {kill['sockets']} sockets",
+        metrics={
+            "back_p50_s": percentile(back, 50),
+            "back_p90_s": percentile(back, 90),
+            "back_p100_s": p100,
+            "returning": kill["returning"],
+            "not_back": kill["not_back"],
+            "failed_handshakes": kill["failed_handshakes"],
+            "escalation_seen": kill["escalation_seen"],
+            "live": kill["live"],
+            "gone_offline_s": kill["gone_offline_s"] or float("nan"),
+            "dead_group_members": kill["dead_group_members"],
+            "reaped_s": kill["reaped_s"],
+        },
+        primary="back_p100_s",
+        baseline=TARGET_BACK_S,
+        baseline_label="the target (no bare equivalent)",
+        target=f"p100 ≤ {TARGET_BACK_S:g} s, all back and correct, gone offline ≤ 20 s",
+        ok=(
+            kill["not_back"] == 0
+            and p100 <= TARGET_BACK_S
+            and kill["escalation_seen"] == kill["live"]
+            and kill["gone_offline_s"] is not None
+            and kill["gone_offline_s"] <= TARGET_OFFLINE_S
+        ),
+        notes=(
+            f"load {load}; {kill['on_killed']} on the killed Daphne, {kill['gone']} of them "
+            f"never return; the escalation after: {kill['escalation_seen']}/{kill['live']}"
+        ),
     )
-    redis = driven.get("redis")
-    if redis:
-        back = redis["back"]
-        p100 = max(back) if back else float("nan")
-        rows.append(
-            Row(
-                scenario="storms",
-                variant=f"Redis restarted empty under {redis['sockets']} sockets",
-                metrics={
-                    "back_p50_s": percentile(back, 50),
-                    "back_p90_s": percentile(back, 90),
-                    "back_p100_s": p100,
-                    "not_back": redis["not_back"],
-                    "down_s": redis["down_s"],
-                    "refused_or_failed_connects": redis["refused_or_failed_connects"],
-                    "escalation_seen": redis["escalation_seen"],
-                },
-                primary="back_p100_s",
-                baseline=TARGET_BACK_S,
-                baseline_label="the target (no bare equivalent)",
-                target=f"p100 ≤ {TARGET_BACK_S:g} s after the restart, all back and correct",
-                ok=(
-                    redis["not_back"] == 0
-                    and p100 <= TARGET_BACK_S
-                    and redis["escalation_seen"] == redis["sockets"]
-                ),
-                notes=(
-                    f"load {load}; Redis stopped {redis['down_s']:.1f} s, restarted empty; "
-                    f"connects refused (4013) or failed meanwhile: "
-                    f"{redis['refused_or_failed_connects']}; the escalation after: "
-                    f"{redis['escalation_seen']}/{redis['sockets']}"
-                ),
-            )
-        )
-    return rows
+
+
+def _redis_row(redis: dict[str, Any], load: str) -> Row:
+    back = redis["back"]
+    p100 = max(back) if back else float("nan")
+    return Row(
+        scenario="storms",
+        variant=f"Redis restarted empty under {redis['sockets']} sockets",
+        metrics={
+            "back_p50_s": percentile(back, 50),
+            "back_p90_s": percentile(back, 90),
+            "back_p100_s": p100,
+            "not_back": redis["not_back"],
+            "down_s": redis["down_s"],
+            "refused_or_failed_connects": redis["refused_or_failed_connects"],
+            "escalation_seen": redis["escalation_seen"],
+        },
+        primary="back_p100_s",
+        baseline=TARGET_BACK_S,
+        baseline_label="the target (no bare equivalent)",
+        target=f"p100 ≤ {TARGET_BACK_S:g} s after the restart, all back and correct",
+        ok=(
+            redis["not_back"] == 0
+            and p100 <= TARGET_BACK_S
+            and redis["escalation_seen"] == redis["sockets"]
+        ),
+        notes=(
+            f"load {load}; Redis stopped {redis['down_s']:.1f} s, restarted empty; "
+            f"connects refused (4013) or failed meanwhile: "
+            f"{redis['refused_or_failed_connects']}; the escalation after: "
+            f"{redis['escalation_seen']}/{redis['sockets']}"
+        ),
+    )
 
 
 def _run_redis_restart(
@@ -738,6 +776,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         _log(args, f"not run: PostgreSQL or Redis unavailable ({why_not})")
         return []
     count = _config(args)
+    phases = _phases()
     with scaleout.ScaleOut(args.workdir, "storms") as cluster:
         # As `make run-scaleout` runs it: DEBUG off (no debug cursor recording every query),
         # plain HTTP on loopback. One secret key for the set-up child (it signs the
@@ -765,7 +804,8 @@ def run(args: argparse.Namespace) -> list[Row]:
             for i in range(2)
         ]
         cluster._start(consoles)
-        bare = cluster.bares(1)[0]
+        # The baseline runs as the console does: DEBUG off.
+        bare = cluster.bares(1, {"DJANGO_DEBUG": "0"})[0]
         worker_log = open(args.workdir / "storms-worker.log", "wb")  # noqa: SIM115
         worker = subprocess.Popen(  # noqa: S603 - our manage.py
             [sys.executable, "manage.py", "run_worker", "--poll", "0.5"],
@@ -787,6 +827,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                 "bench.storms",
                 {
                     **prepared,
+                    "phases": phases,
                     "console_ports": [c.port for c in consoles],
                     "console_pids": [c.process.pid for c in consoles],
                     "bare_port": bare.port,
@@ -806,7 +847,8 @@ def run(args: argparse.Namespace) -> list[Row]:
             except subprocess.TimeoutExpired:
                 worker.kill()
             worker_log.close()
-        driven["redis"] = _run_redis_restart(args, cluster, prepared, console_env)
+        if "redis" in phases:
+            driven["redis"] = _run_redis_restart(args, cluster, prepared, console_env)
         load = f"{load_before} → {_load()} (1/5/15 min)"
         rows = _rows(args, driven, load)
         (args.results_dir).mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,33 @@ def served_team_ids(agent: Agent) -> list[int]:
     return list(Team.objects.served_by(agent).values_list("pk", flat=True))
 
 
+def served_teams_many(agents: list[Agent]) -> dict[int, list[tuple[int, str]]]:
+    """``served_team_ids`` for several agents in two queries (sockets opening together):
+    ``{agent id: [(team id, slug), ...]}``, by the same rule as ``Team.objects.served_by``
+    (their own teams, plus the default queue while no plain agent is a member of it)."""
+    if not agents:
+        return {}
+    memberships = list(
+        Team.agents.through.objects.filter(agent_id__in=[a.pk for a in agents]).values_list(
+            "agent_id", "team_id"
+        )
+    )
+    teams = {
+        pk: (slug, is_default and not has_agents)
+        for pk, slug, is_default, has_agents in Team.objects.with_has_agents()
+        .filter(Q(pk__in={t for _a, t in memberships}) | Q(is_default=True, has_agents=False))
+        .values_list("pk", "slug", "is_default", "has_agents")
+    }
+    fallback = [pk for pk, (_slug, open_to_all) in teams.items() if open_to_all]
+    own: dict[int, set[int]] = {a.pk: set() for a in agents}
+    for agent_id, team_id in memberships:
+        own[agent_id].add(team_id)
+    return {
+        pk: [(t, teams[t][0]) for t in sorted(team_ids | set(fallback)) if t in teams]
+        for pk, team_ids in own.items()
+    }
+
+
 def serves_team(agent: Agent, team_id: int | None) -> bool:
     return team_id is not None and team_id in served_team_ids(agent)
 

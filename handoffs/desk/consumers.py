@@ -15,13 +15,14 @@ Logout and deactivation close every socket of the user (``session.logout``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
 from ..access import agents as rights
 from ..models import Agent
-from ..realtime import broadcast, registry
+from ..realtime import batching, broadcast, registry
 from ..realtime.consumers import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHENTICATED,
@@ -43,14 +44,54 @@ def _fresh_agent(agent_id: int) -> Agent | None:
     return Agent.objects.select_related("user").filter(pk=agent_id).first()
 
 
-@database_sync_to_async
-def inbox_badge(agent: Agent) -> str:
-    """The nav badge as the database has it now (the floor socket's first frame)."""
-    return inbox.render_badge(agent)
+def _by_class(items: Sequence, work_of) -> list:
+    """Run each consumer class's batch hook on its own items; results in item order."""
+    results: list = [None] * len(items)
+    classes: dict[type, list[int]] = {}
+    for index, item in enumerate(items):
+        consumer = item[0] if isinstance(item, tuple) else item
+        classes.setdefault(type(consumer), []).append(index)
+    for cls, indexes in classes.items():
+        for index, result in zip(indexes, work_of(cls)([items[i] for i in indexes]), strict=True):
+            results[index] = result
+    return results
+
+
+def _groups_many(items: Sequence[tuple[AgentConsumer, Agent]]) -> list:
+    return _by_class(items, lambda cls: cls.groups_many)
+
+
+def _open_many(items: Sequence[tuple[AgentConsumer, bool, bool]]) -> list:
+    """Sockets opening together ``(consumer, register, first frame)``: registered and
+    presence set in one go (a failure here, Redis down, refuses the whole batch with
+    4013), then each one's first frame ("" for those that asked for none)."""
+    sockets.sockets_opened(
+        [(c.agent, c.channel_name, c.groups_joined) for c, register, _frame in items if register]
+    )
+    framed = [c for c, _register, frame in items if frame]
+    frames = iter(_by_class(framed, lambda cls: cls.first_frames))
+    return [next(frames) if frame else "" for _c, _register, frame in items]
+
+
+# Connects in batches (``realtime.batching``): one trip to the database thread for the
+# groups of every socket opening meanwhile, one for their presence and first frames.
+_groups_batch = batching.GroupCommit(_groups_many)
+_open_batch = batching.GroupCommit(_open_many)
+
+
+async def join_groups(layer, groups: list[str], channel: str) -> None:
+    """``group_add`` for each group, in one Redis round trip where the layer can."""
+    if hasattr(layer, "group_add_many"):
+        await layer.group_add_many(groups, channel)
+    else:
+        await asyncio.gather(*(layer.group_add(group, channel) for group in groups))
 
 
 class AgentConsumer(ForwardingConsumer):
-    """Base: only signed-in agents; closes when the user logs out."""
+    """Base: only signed-in agents; closes when the user logs out.
+
+    A subclass says which groups a socket joins (``groups_sync``, or ``groups_many`` for
+    a batch) and what its first frame is (``snapshot_sync``, or ``first_frames``)."""
 
     agent: Agent | None = None
     groups_joined: list[str]
@@ -74,24 +115,45 @@ class AgentConsumer(ForwardingConsumer):
         registry.attach_loop(asyncio.get_running_loop())
         snapshot = ""
         async with refuse_while_layer_down(self):
-            await asyncio.gather(
-                *(self.channel_layer.group_add(group, self.channel_name) for group in groups)
-            )
-            # Joined first, then read: nothing that changes after the read is missed.
-            snapshot = await self._opened_and_snapshot(groups)
+            if self.PRESENCE_FIRST:
+                await _open_batch((self, True, False))
+                await join_groups(self.channel_layer, groups, self.channel_name)
+                snapshot = await _open_batch((self, False, True))
+            else:
+                await join_groups(self.channel_layer, groups, self.channel_name)
+                # Joined first, then read: nothing that changes after the read is missed.
+                snapshot = await _open_batch((self, True, True))
         if self.refused:
             return
         await self.accept()
         if snapshot:
             await self.send(text_data=snapshot)
 
-    @database_sync_to_async
-    def _opened_and_snapshot(self, groups: list[str]) -> str:
-        """Presence and the first frame in one trip to the consumer thread: the page's
-        snapshot and the nav badge, both as the database has them now."""
-        sockets.socket_opened_sync(self.agent, self.channel_name, groups)
+    @classmethod
+    def first_frames(cls, consumers: Sequence[AgentConsumer]) -> list:
+        """The first frame of each socket of a batch (a failure is that socket's own)."""
+        return batching.each(lambda c: c.first_frame_sync(), consumers)
+
+    def first_frame_sync(self) -> str:
+        """The page's snapshot and the nav badge, both as the database has them now."""
         badge = inbox.render_badge(self.agent) if self.SENDS_BADGE else ""
         return self.snapshot_sync(self.agent) + badge
+
+    @classmethod
+    def groups_many(cls, items: Sequence[tuple[AgentConsumer, Agent]]) -> list:
+        return batching.each(lambda item: item[0].groups_sync(item[1]), items)
+
+    def groups_sync(self, agent: Agent) -> list[str] | None:
+        """The groups this socket joins for ``agent`` (None: refused), per
+        ``access.agents``."""
+        return []
+
+    async def groups_for(self, agent: Agent) -> list[str] | None:
+        return await _groups_batch((self, agent))
+
+    # Presence set (and the socket registered) before the groups are joined: the page
+    # shows presence itself (the floor), so its snapshot has it and it gets no echo.
+    PRESENCE_FIRST = False
 
     # Every console page shows the nav badge from its own socket (or the badge-only inbox
     # socket); the desk socket beside it (offers) leaves the badge and its alerts alone.
@@ -111,10 +173,8 @@ class AgentConsumer(ForwardingConsumer):
             return
         self.resume_after = None  # a queue starts over
         try:
-            await asyncio.gather(
-                *(self.channel_layer.group_add(g, self.channel_name) for g in self.groups_joined)
-            )
-            snapshot = await self._opened_and_snapshot(self.groups_joined)
+            await join_groups(self.channel_layer, self.groups_joined, self.channel_name)
+            snapshot = await _open_batch((self, True, True))
         except Exception as exc:  # noqa: BLE001 - Redis failing again: start over
             broadcast.layer_failed("socket resync", exc)
             await self.close(code=1012)
@@ -177,9 +237,6 @@ class AgentConsumer(ForwardingConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Clients only listen on these sockets; anything they send is ignored."""
 
-    async def groups_for(self, agent: Agent) -> list[str] | None:
-        return []
-
     async def session_logout(self, event: dict) -> None:
         self.ended = True  # nothing more reaches it, even before the close completes
         for group in self.groups_joined:
@@ -205,16 +262,54 @@ class QueueConsumer(AgentConsumer):
 
     RESYNC_ON_RIGHTS_CHANGED = True
 
-    @database_sync_to_async
-    def groups_for(self, agent: Agent) -> list[str]:
-        groups = [
-            broadcast.queue_group(slug)
-            for slug in selectors.teams_for(agent).values_list("slug", flat=True)
-        ]
-        groups.append(broadcast.assigned_queue_group(agent.user_id))
-        if rights.sees_every_queue(agent):
-            groups.append(broadcast.SUPERVISOR_QUEUE)
-        return groups
+    # The teams this socket's queue shows (``access.agents.served_team_ids``), as read
+    # with its groups; None for supervisors (every team).
+    team_ids: list[int] | None = None
+
+    @classmethod
+    def groups_many(cls, items: Sequence[tuple[QueueConsumer, Agent]]) -> list:
+        """One query for the teams of every agent of the batch (two with supervisors)."""
+        served = rights.served_teams_many([a for _c, a in items if not a.is_supervisor])
+        supervisor = next((a for _c, a in items if a.is_supervisor), None)
+        every = (
+            list(selectors.teams_for(supervisor).values_list("pk", "slug"))
+            if supervisor is not None
+            else []
+        )
+
+        def groups(item: tuple[QueueConsumer, Agent]) -> list[str]:
+            consumer, agent = item
+            teams = every if agent.is_supervisor else served[agent.pk]
+            consumer.team_ids = None if agent.is_supervisor else [pk for pk, _slug in teams]
+            names = [broadcast.queue_group(slug) for _pk, slug in teams]
+            names.append(broadcast.assigned_queue_group(agent.user_id))
+            if rights.sees_every_queue(agent):
+                names.append(broadcast.SUPERVISOR_QUEUE)
+            return names
+
+        return batching.each(groups, items)
+
+    def groups_sync(self, agent: Agent) -> list[str]:
+        return self.groups_many([(self, agent)])[0]
+
+    @classmethod
+    def first_frames(cls, consumers: Sequence[QueueConsumer]) -> list:
+        """The batch's queues: the change number read once, the assigned rows in one
+        query, the badges in one, the team rows shared (``snapshots``)."""
+        agents = [c.agent for c in consumers]
+        batch = snapshots.Batch()
+        own = snapshots.own_rows_many(agents)
+        badges = inbox.badge_entries_many(agents)
+
+        def frame(consumer: QueueConsumer) -> str:
+            agent = consumer.agent
+            after, consumer.resume_after = consumer.resume_after, None
+            snapshot = snapshots.queue_catch_up(
+                agent, after, team_ids=consumer.team_ids, own_rows=own[agent.pk], batch=batch
+            )
+            return snapshot + inbox.render_badge(agent, badges[agent.pk])
+
+        return batching.each(frame, consumers)
 
     def snapshot_sync(self, agent: Agent) -> str:
         # The first one resumes from the page's last change (?after=); a resync after
@@ -232,8 +327,7 @@ class QueueConsumer(AgentConsumer):
 class HandoffConsumer(AgentConsumer):
     """A handoff card: its status changes (accepted by someone, transferred ...)."""
 
-    @database_sync_to_async
-    def groups_for(self, agent: Agent) -> list[str] | None:
+    def groups_sync(self, agent: Agent) -> list[str] | None:
         handoff_id = self.scope["url_route"]["kwargs"]["pk"]
         if selectors.visible_handoff(agent=agent, handoff_id=handoff_id) is None:
             return None
@@ -266,8 +360,7 @@ class ConversationConsumer(AgentConsumer):
     conversation_id: int | None = None
     view: rights.ConversationView | None = None
 
-    @database_sync_to_async
-    def groups_for(self, agent: Agent) -> list[str] | None:
+    def groups_sync(self, agent: Agent) -> list[str] | None:
         handoff = selectors.handoff_for(handoff_id=self.scope["url_route"]["kwargs"]["pk"])
         view = rights.conversation_view(agent, handoff) if handoff else None
         if view is None or not view.live or handoff.conversation_id is None:
@@ -323,7 +416,7 @@ class InboxConsumer(AgentConsumer):
     def wants_rows(self) -> bool:
         return b"badge" not in self.scope.get("query_string", b"")
 
-    async def groups_for(self, agent: Agent) -> list[str]:
+    def groups_sync(self, agent: Agent) -> list[str]:
         return [broadcast.inbox_group(agent.user_id)] if self.wants_rows() else []
 
     counted = False

@@ -14,6 +14,7 @@ the alert for the customer message that rang it; and the inbox rows, for the inb
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -148,10 +149,23 @@ def badge_entries(*, agent: Agent | None = None, user_id: int | None = None) -> 
     """The badge's view of the inbox in one query: which conversations have unread
     customer messages, in inbox order (the same rules as ``inbox_for_agent``, which the
     tests hold it to). Runs after every message of the agent's conversations."""
-    messages = Message.objects.filter(handoff_id=OuterRef("pk"))
     owner = Q(accepted_by=agent) if agent is not None else Q(accepted_by__user_id=user_id)
+    return _badge_order(row[1:] for row in _badge_rows(owner))
+
+
+def badge_entries_many(agents: list[Agent]) -> dict[int, list[BadgeEntry]]:
+    """``badge_entries`` for several agents in one query (sockets opening together)."""
+    per_agent: dict[int, list[tuple]] = {a.pk: [] for a in agents}
+    if agents:
+        for row in _badge_rows(Q(accepted_by__in=[a.pk for a in agents])):
+            per_agent.setdefault(row[0], []).append(row[1:])
+    return {pk: _badge_order(rows) for pk, rows in per_agent.items()}
+
+
+def _badge_rows(owner: Q):
+    messages = Message.objects.filter(handoff_id=OuterRef("pk"))
     marks = ReadMark.objects.filter(agent_id=OuterRef("accepted_by_id"))
-    hops = (
+    return (
         Handoff.objects.filter(owner, status=Status.ACCEPTED, conversation__isnull=False)
         .annotate(
             mark=Coalesce(
@@ -181,6 +195,7 @@ def badge_entries(*, agent: Agent | None = None, user_id: int | None = None) -> 
             ),
         )
         .values_list(
+            "accepted_by_id",
             "pk",
             "conversation_id",
             "customer_name",
@@ -194,6 +209,9 @@ def badge_entries(*, agent: Agent | None = None, user_id: int | None = None) -> 
             "created_at",
         )
     )
+
+
+def _badge_order(rows) -> list[BadgeEntry]:
     waiting, answered = [], []
     for (
         pk,
@@ -207,7 +225,7 @@ def badge_entries(*, agent: Agent | None = None, user_id: int | None = None) -> 
         last_at,
         waiting_since,
         created_at,
-    ) in hops:
+    ) in rows:
         entry = BadgeEntry(
             pk, conversation_id, name or customer, (last_customer or 0) > (mark or 0)
         )
@@ -238,10 +256,19 @@ def badge_context(entries: list[BadgeEntry], alert: Message | None = None) -> di
     return context
 
 
-def render_badge(agent: Agent) -> str:
+def render_badge(agent: Agent, entries: list[BadgeEntry] | None = None) -> str:
+    entries = badge_entries(agent=agent) if entries is None else entries
+    context = badge_context(entries)
+    return _plain_badge(context["unread_conversations"], context["inbox_order"])
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_badge(unread: int, order: str) -> str:
+    """The badge without an alert depends on these two only: rendered once each (a storm
+    of connects sends most agents the same badge)."""
     return render_to_string(
         "handoffs/desk/_inbox_badge.html",
-        {**badge_context(badge_entries(agent=agent)), "oob": True},
+        {"unread_conversations": unread, "inbox_order": order, "alert": None, "oob": True},
     )
 
 

@@ -60,13 +60,14 @@ def _order(rows: list[Handoff]) -> list[Handoff]:
     return sorted(rows, key=lambda h: (-h.urgency_rank, -h.importance, h.created_at, h.pk))
 
 
-def _shared_rows(agent: Agent, seq: int) -> str:
-    """The team part of a queue, rendered once per (team set, queue change)."""
+def _shared_rows(agent: Agent, seq: int, team_ids: list[int] | None = None) -> str:
+    """The team part of a queue, rendered once per (team set, queue change);
+    ``team_ids``: ``served_team_ids(agent)`` when the caller has them."""
     if rights.sees_every_queue(agent):
         key: tuple = ("all",)
         query = Handoff.objects.filter(status=Status.WAITING, team__isnull=False)
     else:
-        team_ids = tuple(sorted(rights.served_team_ids(agent)))
+        team_ids = tuple(sorted(rights.served_team_ids(agent) if team_ids is None else team_ids))
         key = ("teams", team_ids)
         query = Handoff.objects.filter(
             status=Status.WAITING, team_id__in=team_ids, assigned_to=None
@@ -89,22 +90,61 @@ def _shared_rows(agent: Agent, seq: int) -> str:
 
 
 def _own_rows(agent: Agent) -> str:
-    if rights.sees_every_queue(agent):
-        return ""
-    rows = Handoff.objects.filter(
-        status=Status.WAITING, team__isnull=False, assigned_to=agent
-    ).select_related("team", "assigned_to__user")
-    return "".join(
-        render_to_string("handoffs/desk/queue.html#queue-row", {"handoff": h})
-        for h in _order(list(rows))
-    )
+    return own_rows_many([agent])[agent.pk]
 
 
-def queue_snapshot(agent: Agent, seq: int | None = None) -> str:
-    """Every row of the agent's queue, replacing the page's list, and the change number."""
+def own_rows_many(agents: list[Agent]) -> dict[int, str]:
+    """The rows assigned to each agent personally (none for those who see every queue,
+    whose shared rows have them), rendered, in one query."""
+    pks = [a.pk for a in agents if not rights.sees_every_queue(a)]
+    per_agent: dict[int, list[Handoff]] = {a.pk: [] for a in agents}
+    if pks:
+        rows = Handoff.objects.filter(
+            status=Status.WAITING, team__isnull=False, assigned_to__in=pks
+        ).select_related("team", "assigned_to__user")
+        for hop in rows:
+            per_agent[hop.assigned_to_id].append(hop)
+    return {
+        pk: "".join(
+            render_to_string("handoffs/desk/queue.html#queue-row", {"handoff": h})
+            for h in _order(hops)
+        )
+        for pk, hops in per_agent.items()
+    }
+
+
+class Batch:
+    """What sockets connecting together share: the queue's change number and the log's
+    answer per starting point, each read from Redis once for the batch."""
+
+    def __init__(self) -> None:
+        self._seq: int | None = None
+        self._since: dict[int, tuple[int, list[int] | None]] = {}
+
+    def current(self) -> int:
+        if self._seq is None:
+            self._seq = queue_log.current()
+        return self._seq
+
+    def changed_since(self, after: int) -> tuple[int, list[int] | None]:
+        if after not in self._since:
+            self._since[after] = queue_log.changed_since(after)
+        return self._since[after]
+
+
+def queue_snapshot(
+    agent: Agent,
+    seq: int | None = None,
+    *,
+    team_ids: list[int] | None = None,
+    own_rows: str | None = None,
+) -> str:
+    """Every row of the agent's queue, replacing the page's list, and the change number;
+    ``team_ids`` and ``own_rows`` when the caller loaded them (a batch of connects)."""
     if seq is None:
         seq = queue_log.current()
-    rows = _shared_rows(agent, seq) + _own_rows(agent)
+    own = _own_rows(agent) if own_rows is None else own_rows
+    rows = _shared_rows(agent, seq, team_ids) + own
     return (
         '<div id="queue-rows" class="queue-rows" hx-swap-oob="true">'
         + rows
@@ -113,24 +153,34 @@ def queue_snapshot(agent: Agent, seq: int | None = None) -> str:
     )
 
 
-def queue_catch_up(agent: Agent, after: int | None) -> str:
+def queue_catch_up(
+    agent: Agent,
+    after: int | None,
+    *,
+    team_ids: list[int] | None = None,
+    own_rows: str | None = None,
+    batch: Batch | None = None,
+) -> str:
     """What a (re)connecting queue socket is sent: the changes since ``after`` when the
-    log still has them and they are few, else the full snapshot."""
+    log still has them and they are few, else the full snapshot. ``team_ids``,
+    ``own_rows`` and ``batch``: what a batch of connects loaded once for all."""
+    batch = batch or Batch()
+    full = {"team_ids": team_ids, "own_rows": own_rows}
     try:
         if after is None:
-            return queue_snapshot(agent)
-        now, changed = queue_log.changed_since(max(after - OVERLAP, 0))
+            return queue_snapshot(agent, seq=batch.current(), **full)
+        now, changed = batch.changed_since(max(after - OVERLAP, 0))
     except Exception:  # noqa: BLE001 - the log is unreadable: send everything (the DB)
-        return queue_snapshot(agent, seq=-1)
+        return queue_snapshot(agent, seq=-1, **full)
     if changed is None or len(changed) > settings.CATCHUP_GAP_LIMIT:
-        return queue_snapshot(agent, seq=now)
+        return queue_snapshot(agent, seq=now, **full)
     if not changed:
         return broadcast.queue_seq_marker(now)
     # One query for the rows still in this agent's queue (the queue page's own rule); every
     # other changed hop is a removal (it left, or was never here: deleting it is harmless).
     shown = list(
         Handoff.objects.filter(pk__in=changed)
-        .filter(rights.queue_filter(agent))
+        .filter(rights.queue_filter(agent, team_ids))
         .select_related("team", "assigned_to__user")
     )
     shown_ids = {hop.pk for hop in shown}

@@ -23,7 +23,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.core.cache import cache
 
-from ..lifecycle.offers import set_presence
+from ..lifecycle.offers import set_presence, set_presence_many
 from ..lifecycle.presence import AWAY_KEY
 from ..models import Agent, Presence
 from ..realtime import registry
@@ -39,14 +39,36 @@ def socket_opened(agent: Agent, channel: str = "", groups: list[str] = ()) -> No
 
 
 def socket_opened_sync(agent: Agent, channel: str = "", groups: list[str] = ()) -> None:
-    registry.opened(channel or f"local!{id(agent)}", agent.pk, list(groups))
+    sockets_opened([(agent, channel or f"local!{id(agent)}", list(groups))])
+
+
+def sockets_opened(opened: list[tuple[Agent, str, list[str]]]) -> None:
+    """Sockets ``(agent, channel, groups)`` opened (a batch of connects): registered in
+    one Redis round trip; the agents they bring back, online (or away) in one write."""
+    if not opened:
+        return
+    registry.opened_many([(channel, agent.pk, groups) for agent, channel, groups in opened])
     # As just read with the socket's agent. An agent whose shift ended (End shift, or an
     # automatic handover) stays offline until they start a shift again.
-    if agent.presence == Presence.OFFLINE and agent.shift_ended_at is None:
-        # Moving between pages closes one socket before the next opens: an agent who
-        # had set "away" comes back away, not online.
-        was_away = cache.get(AWAY_KEY.format(agent.pk))
-        set_presence(agent=agent, presence=Presence.AWAY if was_away else Presence.ONLINE)
+    coming: dict[int, list[Agent]] = {}
+    for agent, _channel, _groups in opened:
+        if agent.presence == Presence.OFFLINE and agent.shift_ended_at is None:
+            coming.setdefault(agent.pk, []).append(agent)
+    if not coming:
+        return
+    # Moving between pages closes one socket before the next opens: an agent who had set
+    # "away" comes back away, not online.
+    away = cache.get_many([AWAY_KEY.format(pk) for pk in coming])
+    for presence in (Presence.ONLINE, Presence.AWAY):
+        agents = [
+            copies[0]
+            for pk, copies in coming.items()
+            if (AWAY_KEY.format(pk) in away) == (presence == Presence.AWAY)
+        ]
+        changed = set_presence_many(agents=agents, presence=presence) if agents else []
+        for agent in changed:  # the same agent's other sockets of the batch
+            for copy in coming[agent.pk]:
+                copy.presence = presence
 
 
 @database_sync_to_async
@@ -63,6 +85,17 @@ def socket_closed(agent: Agent, channel: str = "", orphan_groups: list[str] = ()
 
 async def leave_groups(layer: Any, channel: str, groups: list[str]) -> list[str]:
     """Discard ``channel`` from ``groups``; returns the groups it could not leave."""
+    if hasattr(layer, "group_discard_many"):  # one round trip (Redis)
+        for attempt in (1, 2):
+            try:
+                await layer.group_discard_many(groups, channel)
+                return []
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - left to the sweep, never lost
+                if attempt == 2:
+                    logger.debug("group_discard of %s failed: %s", channel, exc)
+        return list(groups)
     failed: list[str] = []
     for group in groups:
         for attempt in (1, 2):
@@ -147,10 +180,16 @@ async def _close_batch(batch: list[_Closing]) -> None:
 
 
 def _unregister(batch: list[_Closing]) -> None:
-    for item in batch:
-        remaining = registry.closed(item.channel, item.agent.pk, orphan_groups=item.orphans)
-        if remaining <= 0:
-            item.agent.refresh_from_db(fields=["presence"])
-            if item.agent.presence == Presence.AWAY:
-                cache.set(AWAY_KEY.format(item.agent.pk), 1, AWAY_MEMORY_SECS)
-            set_presence(agent=item.agent, presence=Presence.OFFLINE, actor="system")
+    left = registry.closed_many([(i.channel, i.agent.pk, i.orphans) for i in batch])
+    gone = {i.agent.pk: i.agent for i in batch if left.get(i.agent.pk, 0) <= 0}
+    if not gone:
+        return
+    # Their last socket closed: offline, in one write for the batch (an agent who had
+    # set "away" is remembered as away for when they come back).
+    now = dict(Agent.objects.filter(pk__in=list(gone)).values_list("pk", "presence"))
+    for pk, agent in gone.items():
+        agent.presence = now.get(pk, agent.presence)
+    away = [pk for pk, agent in gone.items() if agent.presence == Presence.AWAY]
+    if away:
+        cache.set_many({AWAY_KEY.format(pk): 1 for pk in away}, AWAY_MEMORY_SECS)
+    set_presence_many(agents=list(gone.values()), presence=Presence.OFFLINE, actor="system")

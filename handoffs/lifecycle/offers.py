@@ -64,7 +64,7 @@ from ..models import (
 )
 from ..realtime import broadcast
 from .errors import HandoffError, HandoffNotFound
-from .presence import agent_set_presence
+from .presence import agent_set_presence, agents_set_presence
 
 logger = logging.getLogger(__name__)
 
@@ -479,6 +479,28 @@ def set_presence(*, agent: Agent, presence: str, actor: str | None = None) -> bo
             withdraw_agent_offers(agent=agent, why=f"went {presence}")
         if changed:
             dispatch_on_commit(team_ids=agent_team_ids(agent))
+    return changed
+
+
+def set_presence_many(*, agents: list[Agent], presence: str, actor: str | None = None) -> list:
+    """``set_presence`` for several agents at once (sockets opening together): one
+    transaction, one routing pass for their teams. Returns the agents that changed."""
+    if len(agents) == 1:
+        changed_one = set_presence(agent=agents[0], presence=presence, actor=actor)
+        return list(agents) if changed_one else []
+    with transaction.atomic():
+        changed = agents_set_presence(agents=agents, presence=presence, actor=actor)
+        if changed and presence != Presence.ONLINE:
+            for agent in changed:
+                withdraw_agent_offers(agent=agent, why=f"went {presence}")
+        if changed:
+            dispatch_on_commit(
+                team_ids=set(
+                    Team.agents.through.objects.filter(
+                        agent_id__in=[a.pk for a in changed], team__routing_mode=OFFER
+                    ).values_list("team_id", flat=True)
+                )
+            )
     return changed
 
 

@@ -55,6 +55,58 @@ def agent_set_presence(*, agent: Agent, presence: str, actor: str | None = None)
     return bool(changed)
 
 
+def agents_set_presence(*, agents: list[Agent], presence: str, actor: str | None = None) -> list:
+    """``agent_set_presence`` for several agents in one transaction (a storm of sockets
+    opening): one locking read, one ``UPDATE``, one ``INSERT`` of their events, one floor
+    ring. Returns the agents whose presence changed. Each agent once in ``agents``."""
+    if presence not in Presence.values:
+        raise HandoffError(f"presence must be one of {', '.join(Presence.values)}")
+    if not agents:
+        return []
+    from django.core.cache import cache
+
+    if presence == Presence.ONLINE:
+        cache.delete_many([AWAY_KEY.format(a.pk) for a in agents])
+    if presence == Presence.OFFLINE and actor == "system":
+        with contextlib.suppress(Exception):  # the cache (Redis) may be down: only a hint
+            cache.set_many({SYSTEM_OFFLINE_KEY.format(a.pk): 1 for a in agents}, 120)
+    by_pk = {a.pk: a for a in agents}
+    with transaction.atomic():
+        ended = [a for a in agents if a.shift_ended_at is not None]
+        if presence == Presence.ONLINE and ended:
+            Agent.objects.filter(pk__in=[a.pk for a in ended]).update(shift_ended_at=None)
+            for agent in ended:
+                agent.shift_ended_at = None
+        # Rows locked in one order (no deadlock with another batch), then the ones that
+        # change: the conditional UPDATE of the single write, for many rows.
+        changing = list(
+            Agent.objects.select_for_update()
+            .filter(pk__in=list(by_pk))
+            .exclude(presence=presence)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not changing:
+            return []
+        Agent.objects.filter(pk__in=changing).update(
+            presence=presence, presence_changed_at=timezone.now()
+        )
+        changed = [by_pk[pk] for pk in changing]
+        for agent in changed:
+            agent.presence = presence
+        Event.objects.bulk_create(
+            Event(
+                kind="agent.presence",
+                actor=actor or agent.memory_name,
+                data={"agent": agent.user.get_username(), "presence": presence},
+            )
+            for agent in changed
+        )
+        # One ring for the batch: the floor re-reads every agent's presence.
+        broadcast.presence_changed_on_commit(agent_id=changed[0].pk)
+    return changed
+
+
 def agent_set_alerts(*, agent: Agent, enabled: bool) -> None:
     """Store the agent's alerts preference (sound and desktop alerts on every page)."""
     Agent.objects.filter(pk=agent.pk).update(alerts_enabled=enabled)

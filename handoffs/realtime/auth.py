@@ -9,12 +9,18 @@ Channels' ``get_user`` makes: the session's backend must be configured, the user
 (``ModelBackend.user_can_authenticate``), and the session's auth hash must match the
 user's (a password change signs every other session out), else the session is flushed.
 Sessions whose backend isn't ``ModelBackend`` go through that backend's ``get_user``.
+
+Connects are authenticated in batches (``batching.GroupCommit``): the sockets opening
+together share one trip to that thread, one query for their sessions (database
+sessions) and one for their users with their profiles.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+
 from channels.auth import AuthMiddleware, UserLazyObject
-from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth import (
@@ -25,13 +31,82 @@ from django.contrib.auth import (
     load_backend,
 )
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+
+from . import batching
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
-def authenticate_scope(session) -> tuple[object, object | None]:
-    """(user, agent) for a session, as Channels' ``get_user`` decides the user."""
+def _load_sessions(sessions: Sequence) -> None:
+    """Load the database sessions among ``sessions`` in one query, as each one's
+    ``load()`` would (unknown or expired: an empty session without a key)."""
+    stores = [
+        s
+        for s in sessions
+        if type(s) is DatabaseSessionStore
+        and not hasattr(s, "_session_cache")
+        and s.session_key is not None
+    ]
+    if not stores:
+        return
+    rows = dict(
+        stores[0]
+        .model.objects.filter(
+            session_key__in={s.session_key for s in stores}, expire_date__gt=timezone.now()
+        )
+        .values_list("session_key", "session_data")
+    )
+    for store in stores:
+        data = rows.get(store.session_key)
+        if data is None:
+            store._session_key = None
+            store._session_cache = {}
+        else:
+            store._session_cache = store.decode(data)
+
+
+def _model_backend_user_id(session) -> object:
+    try:
+        if session[BACKEND_SESSION_KEY] != MODEL_BACKEND:
+            return None
+        return get_user_model()._meta.pk.to_python(session[SESSION_KEY])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def authenticate_scopes(sessions: Sequence) -> list[tuple[object, object | None]]:
+    """``authenticate_scope`` for several sessions: one query for their sessions, one
+    for their users with their console profiles."""
+    from ..models import Agent
+
+    sessions = [getattr(s, "_wrapped", s) for s in sessions]
+    _load_sessions(sessions)
+    user_ids = [_model_backend_user_id(s) for s in sessions]
+    counts = Counter(uid for uid in user_ids if uid is not None)
+    agents = (
+        {
+            a.user_id: a
+            for a in Agent.objects.select_related("user").filter(
+                user_id__in=list(counts), user__is_active=True
+            )
+        }
+        if counts
+        else {}
+    )
+    # A user with two sockets in one batch gets a profile object per socket (each
+    # consumer keeps and updates its own): the second one is loaded on its own.
+    return batching.each(
+        lambda pair: authenticate_scope(pair[0], agents=agents if counts[pair[1]] == 1 else None),
+        list(zip(sessions, user_ids, strict=True)),
+    )
+
+
+def authenticate_scope(session, *, agents: dict | None = None) -> tuple[object, object | None]:
+    """(user, agent) for a session, as Channels' ``get_user`` decides the user;
+    ``agents``: the active users' profiles by user id, already loaded."""
     from ..models import Agent
 
     try:
@@ -44,7 +119,9 @@ def authenticate_scope(session) -> tuple[object, object | None]:
     agent = None
     if backend_path == MODEL_BACKEND:
         agent = (
-            Agent.objects.select_related("user")
+            agents.get(user_id)
+            if agents is not None
+            else Agent.objects.select_related("user")
             .filter(user_id=user_id, user__is_active=True)
             .first()
         )
@@ -74,10 +151,13 @@ class SocketAuthMiddleware(AuthMiddleware):
         scope.setdefault("agent", None)
 
     async def resolve_scope(self, scope) -> None:
-        user, agent = await database_sync_to_async(authenticate_scope)(scope["session"])
+        user, agent = await _authenticate(scope["session"])
         if isinstance(scope["user"], UserLazyObject):
             scope["user"]._wrapped = user
         scope["agent"] = agent
+
+
+_authenticate = batching.GroupCommit(authenticate_scopes)
 
 
 def SocketAuthMiddlewareStack(inner):  # noqa: N802 - named like Channels' AuthMiddlewareStack

@@ -18,7 +18,8 @@ then marks agents with no live socket offline. Embedded mode (one process) keeps
 same figures in memory.
 
 Every function here is synchronous (called from the consumers' database threads and from
-the worker); Redis round trips are pipelined: two per connect, three per disconnect.
+the worker); Redis round trips are pipelined: one per batch of connects
+(``opened_many``), three per batch of disconnects (``closed_many``).
 """
 
 from __future__ import annotations
@@ -178,20 +179,38 @@ def ensure_heartbeat() -> None:
 
 def opened(channel: str, agent_id: int, groups: list[str]) -> int:
     """Register one socket; returns the agent's open sockets in this process."""
+    return opened_many([(channel, agent_id, groups)])[0]
+
+
+def opened_many(sockets: list[tuple[str, int, list[str]]]) -> list[int]:
+    """Register sockets ``(channel, agent id, groups)`` (one Redis round trip); returns
+    each one's agent's open sockets in this process, counting those before it."""
+    if not sockets:
+        return []
     if not scale_out():
+        counts = []
         with _local.lock:
-            _local.channels[channel] = (agent_id, list(groups))
-            _local.per_agent[agent_id] += 1
-            return _local.per_agent[agent_id]
+            for channel, agent_id, groups in sockets:
+                _local.channels[channel] = (agent_id, list(groups))
+                _local.per_agent[agent_id] += 1
+                counts.append(_local.per_agent[agent_id])
+        return counts
     ensure_heartbeat()
     with _here_lock:
-        _here[channel] = (agent_id, list(groups))
+        for channel, agent_id, groups in sockets:
+            _here[channel] = (agent_id, list(groups))
     pipe = redis_client().pipeline(transaction=False)
     pipe.set(_alive_key(PROCESS_ID), "1", ex=max(int(settings.PRESENCE_TTL_SECS), 1))
     pipe.sadd(PROCS, PROCESS_ID)
-    pipe.hset(_proc_key(PROCESS_ID), channel, " ".join([str(agent_id), *groups]))
-    pipe.hincrby(_agent_key(agent_id), PROCESS_ID, 1)
-    return int(pipe.execute()[-1])
+    pipe.hset(
+        _proc_key(PROCESS_ID),
+        mapping={
+            channel: " ".join([str(agent_id), *groups]) for channel, agent_id, groups in sockets
+        },
+    )
+    for _channel, agent_id, _groups in sockets:
+        pipe.hincrby(_agent_key(agent_id), PROCESS_ID, 1)
+    return [int(n) for n in pipe.execute()[3:]]
 
 
 def regrouped(channel: str, agent_id: int, groups: list[str]) -> None:
@@ -234,6 +253,42 @@ def closed(channel: str, agent_id: int, *, orphan_groups: list[str] = ()) -> int
     if int(left_here) <= 0:
         client.hdel(_agent_key(agent_id), PROCESS_ID)
     return live_counts([agent_id]).get(agent_id, 0)
+
+
+def closed_many(sockets: list[tuple[str, int, list[str]]]) -> dict[int, int]:
+    """``closed`` for several sockets ``(channel, agent id, orphan groups)`` in three
+    Redis round trips; returns the open sockets left, in live processes, per agent."""
+    if not sockets:
+        return {}
+    if not scale_out():
+        return {
+            agent_id: closed(channel, agent_id, orphan_groups=orphans)
+            for channel, agent_id, orphans in sockets
+        }
+    with _here_lock:
+        for channel, _agent_id, _orphans in sockets:
+            _here.pop(channel, None)
+    client = redis_client()
+    pipe = client.pipeline(transaction=False)
+    for channel, agent_id, orphans in sockets:
+        pipe.hdel(_proc_key(PROCESS_ID), channel)
+        pipe.hincrby(_agent_key(agent_id), PROCESS_ID, -1)
+        if orphans:
+            pipe.hset(ORPHANS, channel, " ".join(orphans))
+    results = iter(pipe.execute())
+    fix = client.pipeline(transaction=False)
+    for _channel, agent_id, orphans in sockets:
+        removed, left_here = next(results), next(results)
+        if orphans:
+            next(results)
+        if not removed:  # already reaped (this process was taken for dead): count nothing
+            fix.hincrby(_agent_key(agent_id), PROCESS_ID, 1)
+            left_here = int(left_here) + 1
+        if int(left_here) <= 0:
+            fix.hdel(_agent_key(agent_id), PROCESS_ID)
+    if len(fix):
+        fix.execute()
+    return live_counts(sorted({agent_id for _c, agent_id, _o in sockets}))
 
 
 def live_counts(agent_ids: list[int]) -> dict[int, int]:
@@ -366,10 +421,12 @@ def reset_local() -> None:
 __all__ = [
     "PROCESS_ID",
     "closed",
+    "closed_many",
     "ensure_heartbeat",
     "live_counts",
     "open_sockets_per_process",
     "opened",
+    "opened_many",
     "reap",
     "regrouped",
 ]

@@ -153,9 +153,9 @@ async def test_readiness_follows_the_channel_layer(consoles, private_redis):
             await asyncio.sleep(0.2)
 
 
-async def open_and_get_close_code(server, cookie: str) -> int:
+async def open_and_get_close_code(server, cookie: str, path: str = "/ws/queue/") -> int:
     async with connect(
-        ws_url(server, "/ws/queue/"),
+        ws_url(server, path),
         additional_headers={"Cookie": f"sessionid={cookie}", "Origin": server.url},
         open_timeout=10,
         ping_interval=None,
@@ -209,3 +209,40 @@ async def test_a_socket_opened_while_redis_is_down_is_refused_with_4013_logged_o
         first = await asyncio.wait_for(ws.recv(), 10)
         assert 'id="queue-rows"' in first
     assert "channel layer back after" in log.read_text()
+
+
+async def test_the_floor_connects_as_the_agents_sockets_do(
+    consoles, private_redis, make_agent, teams
+):
+    """The floor socket shares the agents' connect: registered with its groups (so it is
+    reaped with a dead process and rejoins them after Redis restarts empty), and refused
+    with 4013 while Redis is down (was an HTTP 500)."""
+    (server,) = consoles.start(1, redis_url=private_redis.url)
+    sue = await sync_to_async(make_agent)("sue", role="supervisor")
+    cookie = await sync_to_async(session_cookie)(sue)
+    async with connect(
+        ws_url(server, "/ws/floor/"),
+        additional_headers={"Cookie": f"sessionid={cookie}", "Origin": server.url},
+        open_timeout=10,
+        ping_interval=None,
+    ) as ws:
+        first = await asyncio.wait_for(ws.recv(), 10)
+        assert 'id="nav-unread"' in first
+        client = redis.asyncio.Redis.from_url(private_redis.url)
+        try:
+            registered = [
+                value.decode().split()
+                for key in await client.keys("sockets:proc:*")
+                for value in (await client.hgetall(key)).values()
+            ]
+        finally:
+            await client.aclose()
+        assert registered == [[str(sue.pk), f"user.{sue.user_id}", "floor"]], registered
+        assert await presence_of_agent(sue) == Presence.ONLINE
+
+    private_redis.stop()
+    assert await open_and_get_close_code(server, cookie, "/ws/floor/") == 4013
+
+
+async def presence_of_agent(agent: Agent) -> str:
+    return await sync_to_async(lambda: Agent.objects.get(pk=agent.pk).presence)()
