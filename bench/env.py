@@ -69,9 +69,28 @@ def bot_key(name: str = "bench-bot") -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free local port: any (the kernel's pick), or the first free one in
+    ``BENCH_PORTS=<low>-<high>`` when set (a machine shared by several runs, each
+    given its own range)."""
+    low, _, high = os.environ.get("BENCH_PORTS", "").partition("-")
+    if not low:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    for port in range(int(low), int(high or low) + 1):
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port left in BENCH_PORTS={low}-{high}")
+
+
+_handed_out: set[int] = set()
 
 
 def server_command(app: str, port: int) -> list[str]:

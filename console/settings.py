@@ -91,6 +91,21 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# The bot API (/v1/, /api/v1/, /health) runs through its own handler
+# (console/api_handler.py): no session, CSRF, user, messages, htmx, time zone or lockout
+# middleware (a bot call uses none of them, and each cost two thread hops per request);
+# the hooks that still apply run inline on the event loop. Its requests' synchronous
+# parts run on API_THREADS long-lived threads, which keep their SQLite connection.
+API_MIDDLEWARE = ["console.api_handler.ApiEdgeMiddleware"]
+API_EDGE_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "console.boundary.BoundaryMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+]
+API_THREADS = env_int("API_THREADS", 4)
+
 ROOT_URLCONF = "console.urls"
 ASGI_APPLICATION = "console.asgi.application"
 

@@ -11,8 +11,10 @@ recency halving every 30 days; results are sorted by it, best first.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, transaction
@@ -183,6 +185,13 @@ def _expiry(ttl_seconds: Any, expires_at: Any, now: dt.datetime) -> dt.datetime 
     return None
 
 
+def _sqlite_datetime(value: str | dt.datetime) -> dt.datetime:
+    """A ``DateTimeField`` as SQLite returns it, as Django converts it (UTC, aware)."""
+    if isinstance(value, dt.datetime):
+        return value if timezone.is_aware(value) else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+
 class EmbeddedStore:
     """Memory operations on the console's own database (SQLite or PostgreSQL)."""
 
@@ -243,27 +252,46 @@ class EmbeddedStore:
         )
         return {"session": session_dict(session)}
 
-    def end_session(self, *, session_id: str, summary: str | None = None) -> dict[str, Any]:
-        if summary is not None:
-            if not isinstance(summary, str):
-                raise MemoryValidationError("summary must be a string")
-            if len(summary.encode()) > MAX_CONTENT_BYTES:
-                # A 400, not a 413, on a real server (SDK 0.14.1 ``end_session``).
-                raise MemoryValidationError(
-                    f"summary is longer than {MAX_CONTENT_BYTES} bytes", details="summary"
-                )
+    def end_session(
+        self,
+        *,
+        session_id: str,
+        summary: str | None = None,
+        allow: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """End a session. ``allow(agent_id)``, when given, is called with the session's
+        namespace before anything else is checked and may raise to refuse (the API's
+        rights check, done on the row this call reads instead of a read of its own)."""
         with transaction.atomic():  # select_for_update needs one (PostgreSQL)
             try:
-                session = self._session(session_id, for_update=True)
+                session: MemorySession | None = self._session(session_id, for_update=True)
             except MemoryNotFound:
+                session = None
+            if session is not None and allow is not None:
+                allow(session.agent_id)
+            if summary is not None:
+                if not isinstance(summary, str):
+                    raise MemoryValidationError("summary must be a string")
+                if len(summary.encode()) > MAX_CONTENT_BYTES:
+                    # A 400, not a 413, on a real server (SDK 0.14.1 ``end_session``).
+                    raise MemoryValidationError(
+                        f"summary is longer than {MAX_CONTENT_BYTES} bytes", details="summary"
+                    )
+            if session is None:
                 # Ending an unknown session is idempotent on the wire: 200, nothing ended.
                 return {"memory_count": 0, "session": None}
             if session.ended_at is None:
                 now = timezone.now()
-                MemorySession.objects.filter(pk=session.pk, ended_at=None).update(
+                ended = MemorySession.objects.filter(pk=session.pk, ended_at=None).update(
                     ended_at=now, ended_reason="client", summary=summary or ""
                 )
-                session.refresh_from_db()
+                if ended:
+                    # The row is this transaction's (IMMEDIATE on SQLite, FOR UPDATE on
+                    # PostgreSQL): nothing else changed it since it was read.
+                    session.ended_at, session.ended_reason = now, "client"
+                    session.summary = summary or ""
+                else:
+                    session.refresh_from_db()
         return {"memory_count": session.memory_count, "session": session_dict(session)}
 
     def get_session(self, *, session_id: str) -> dict[str, Any]:
@@ -542,29 +570,20 @@ class EmbeddedStore:
         # namespace through mem_agent_created instead. Every id already satisfies the
         # filters (lexical candidates are restricted by base_sql, the filler comes from
         # qs); only liveness and the namespace are re-checked.
-        fields = ("pk", "agent_id", "content", "tags", "metadata", "importance", "created_at")
-        rows = (
-            self._live(Memory.objects.filter(pk__in=ids)).order_by().values_list(*fields)
-            if ids
-            else []
-        )
-        candidates = [row for row in rows if row[1] == agent_id]
-        if filters.get("include_summaries") is False:
-            candidates = [
-                row
-                for row in candidates
-                if not is_auto_summary({"tags": row[3], "metadata": row[4]})
-            ]
-        best_lexical = max(lexical_scores.values(), default=0.0) or 1.0
-        matched_terms = lexical.term_matcher(terms)
         now = timezone.now()
+        if connection.vendor == "sqlite" and filters.get("include_summaries") is not False:
+            # (pk, importance, created_at, matched-terms function) without the ORM: the
+            # words each memory was indexed with come from the text index itself.
+            candidates = self._sqlite_candidates(agent_id, ids, terms, now)
+        else:
+            candidates = self._orm_candidates(agent_id, ids, terms, filters)
+        best_lexical = max(lexical_scores.values(), default=0.0) or 1.0
         scored = []
-        for pk, _agent, content, tags, metadata, importance, created_at in candidates:
+        for pk, importance, created_at, coverage_of in candidates:
             lexical_score = lexical_scores.get(pk, 0.0)
             relevance = 0.0
             if lexical_score > 0 and terms:
-                text = lexical.index_text(content=content, tags=tags, metadata=metadata)
-                coverage = len(matched_terms(text)) / len(terms)
+                coverage = coverage_of() / len(terms)
                 relevance = 0.8 * coverage + 0.2 * (lexical_score / best_lexical)
             age_days = max((now - created_at).total_seconds(), 0) / 86400
             recency = math.pow(0.5, age_days / RECENCY_HALF_LIFE_DAYS)
@@ -581,6 +600,69 @@ class EmbeddedStore:
         top = scored[:top_k]
         objects = Memory.objects.in_bulk([pk for pk, _, _ in top])
         return [(objects[pk], scores) for pk, _, scores in top if pk in objects]
+
+    @staticmethod
+    def _orm_candidates(
+        agent_id: str, ids: set[int], terms: list[str], filters: dict[str, Any]
+    ) -> list[tuple[int, float, dt.datetime, Callable[[], int]]]:
+        fields = ("pk", "agent_id", "content", "tags", "metadata", "importance", "created_at")
+        rows = (
+            EmbeddedStore._live(Memory.objects.filter(pk__in=ids)).order_by().values_list(*fields)
+            if ids
+            else []
+        )
+        candidates = [row for row in rows if row[1] == agent_id]
+        if filters.get("include_summaries") is False:
+            candidates = [
+                row
+                for row in candidates
+                if not is_auto_summary({"tags": row[3], "metadata": row[4]})
+            ]
+        matched_terms = lexical.term_matcher(terms)
+
+        def coverage_of(content: str, tags: list[str], metadata: dict[str, Any]) -> int:
+            text = lexical.index_text(content=content, tags=tags, metadata=metadata)
+            return len(matched_terms(text))
+
+        return [
+            (pk, importance, created_at, functools.partial(coverage_of, content, tags, metadata))
+            for pk, _agent, content, tags, metadata, importance, created_at in candidates
+        ]
+
+    @staticmethod
+    def _sqlite_candidates(
+        agent_id: str, ids: set[int], terms: list[str], now: dt.datetime
+    ) -> list[tuple[int, float, dt.datetime, Callable[[], int]]]:
+        """The candidates' ranking inputs in one raw query, their words from ``memory_fts``.
+
+        The index holds each memory's ``index_text``, lower-cased and split into
+        ``TOKEN_RE`` words, each behind the namespace's prefix (``lexical.scoped_text``);
+        a term matches where a word starts with its stem, exactly as
+        ``lexical.term_matcher`` finds it in the text (see ``lexical.indexed_matcher``).
+        """
+        if not ids:
+            return []
+        marks = ", ".join(["%s"] * len(ids))
+        sql = (
+            "SELECT m.id, m.agent_id, m.importance, m.created_at, f.body "  # noqa: S608
+            "FROM memory_memory m LEFT JOIN memory_fts f ON f.rowid = m.id "
+            f"WHERE m.id IN ({marks}) AND (m.expires_at IS NULL OR m.expires_at > %s)"
+        )
+        params = [*ids, connection.ops.adapt_datetimefield_value(now)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        matched = lexical.indexed_matcher(agent_id, terms)
+        return [
+            (
+                pk,
+                importance,
+                _sqlite_datetime(created_at),
+                functools.partial(matched, body or ""),
+            )
+            for pk, row_agent, importance, created_at, body in rows
+            if row_agent == agent_id
+        ]
 
     def recall(
         self, *, agent_id: str, query: str, top_k: int | None = None, **filters: Any
