@@ -424,8 +424,10 @@ def _row(
     bare_steps = bare["step_p50_ms"]["start"]
     return Row(
         scenario="sustained_intake",
-        variant=f"{config['bots']} bots, full seed flow (5 POSTs) per handoff"
-        + (" (one process)" if embedded else f" ({SCALEOUT_PROCESSES} processes, PostgreSQL)"),
+        variant=env.on_server(
+            f"{config['bots']} bots, full seed flow (5 POSTs) per handoff"
+            + (" (one process)" if embedded else f" ({SCALEOUT_PROCESSES} processes, PostgreSQL)")
+        ),
         metrics=metrics,
         primary="handoffs_per_s",
         baseline=bare["handoffs_per_s"],
