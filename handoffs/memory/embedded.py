@@ -589,17 +589,24 @@ class EmbeddedStore:
             recency = math.pow(0.5, age_days / RECENCY_HALF_LIFE_DAYS)
             weighted = RELEVANCE_WEIGHT * relevance + IMPORTANCE_WEIGHT * importance
             rank = weighted + RECENCY_WEIGHT * recency
-            scores = {
-                "score": round(relevance, 6),
-                "weighted_score": round(weighted, 6),
-                "smart_score": round(rank, 6),
-                "rank_score": round(rank, 6),
-            }
-            scored.append((pk, importance, scores))
-        scored.sort(key=lambda r: (-r[2]["rank_score"], -r[1], -r[0]))
+            scored.append((round(rank, 6), importance, pk, relevance, weighted))
+        # Best first: rank_score (as answered, rounded), then importance, then newest id.
+        scored.sort(key=lambda r: (-r[0], -r[1], -r[2]))
         top = scored[:top_k]
-        objects = Memory.objects.in_bulk([pk for pk, _, _ in top])
-        return [(objects[pk], scores) for pk, _, scores in top if pk in objects]
+        objects = Memory.objects.in_bulk([r[2] for r in top])
+        return [
+            (
+                objects[pk],
+                {
+                    "score": round(relevance, 6),
+                    "weighted_score": round(weighted, 6),
+                    "smart_score": rank,
+                    "rank_score": rank,
+                },
+            )
+            for rank, _importance, pk, relevance, weighted in top
+            if pk in objects
+        ]
 
     @staticmethod
     def _orm_candidates(
@@ -642,24 +649,22 @@ class EmbeddedStore:
         """
         if not ids:
             return []
-        marks = ", ".join(["%s"] * len(ids))
+        # The ids are this database's own integer keys, written into the statement: 220
+        # bound parameters cost more than the query (and, with DEBUG, a second query
+        # to quote them for the log).
+        listed = ", ".join(str(int(pk)) for pk in ids)
         sql = (
             "SELECT m.id, m.agent_id, m.importance, m.created_at, f.body "  # noqa: S608
             "FROM memory_memory m LEFT JOIN memory_fts f ON f.rowid = m.id "
-            f"WHERE m.id IN ({marks}) AND (m.expires_at IS NULL OR m.expires_at > %s)"
+            f"WHERE m.id IN ({listed}) AND (m.expires_at IS NULL OR m.expires_at > %s)"
         )
-        params = [*ids, connection.ops.adapt_datetimefield_value(now)]
+        params = [connection.ops.adapt_datetimefield_value(now)]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         matched = lexical.indexed_matcher(agent_id, terms)
         return [
-            (
-                pk,
-                importance,
-                _sqlite_datetime(created_at),
-                functools.partial(matched, body or ""),
-            )
+            (pk, importance, _sqlite_datetime(created_at), functools.partial(matched, body or ""))
             for pk, row_agent, importance, created_at, body in rows
             if row_agent == agent_id
         ]
