@@ -560,8 +560,7 @@ class EmbeddedStore:
         lexical_scores = dict(
             lexical.lexical_candidates(agent_id=agent_id, terms=terms, base_sql=base_sql)
         )
-        filler = qs.order_by("-importance", "-created_at").values_list("pk", flat=True)
-        ids = set(lexical_scores) | set(filler[: max(top_k, FILLER)])
+        ids = set(lexical_scores) | set(self._filler(qs, agent_id, narrowed, max(top_k, FILLER)))
         # Rank on a projection of the candidates (up to CANDIDATES + FILLER rows) and
         # build model instances only for the top_k returned: materialising ~220 Memory
         # objects (13 fields, three datetime and two JSON conversions each) was over
@@ -593,7 +592,19 @@ class EmbeddedStore:
         # Best first: rank_score (as answered, rounded), then importance, then newest id.
         scored.sort(key=lambda r: (-r[0], -r[1], -r[2]))
         top = scored[:top_k]
-        objects = Memory.objects.in_bulk([r[2] for r in top])
+        # By primary key in one raw statement (the ids are this database's integers):
+        # the same instances as ``in_bulk`` without compiling a query.
+        listed = ", ".join(str(int(r[2])) for r in top)
+        objects = (
+            {
+                m.pk: m
+                for m in Memory.objects.raw(
+                    f"SELECT * FROM {Memory._meta.db_table} WHERE id IN ({listed})"  # noqa: S608
+                )
+            }
+            if top
+            else {}
+        )
         return [
             (
                 objects[pk],
@@ -607,6 +618,24 @@ class EmbeddedStore:
             for rank, _importance, pk, relevance, weighted in top
             if pk in objects
         ]
+
+    @staticmethod
+    def _filler(qs: QuerySet[Memory], agent_id: str, narrowed: bool, count: int) -> list[int]:
+        """The namespace's most important (then newest) live memories, ``count`` of them:
+        candidates even when no word matches. Without filters, on SQLite, the statement
+        Django would compile for ``qs``, written out once."""
+        if narrowed or connection.vendor != "sqlite":
+            ordered = qs.order_by("-importance", "-created_at").values_list("pk", flat=True)
+            return list(ordered[:count])
+        sql = (
+            f"SELECT id FROM {Memory._meta.db_table} WHERE agent_id = %s "  # noqa: S608
+            "AND (expires_at IS NULL OR expires_at > %s) "
+            "ORDER BY importance DESC, created_at DESC LIMIT %s"
+        )
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [agent_id, now, count])
+            return [pk for (pk,) in cursor.fetchall()]
 
     @staticmethod
     def _orm_candidates(
