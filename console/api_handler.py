@@ -7,9 +7,9 @@ each of those ``MiddlewareMixin`` middlewares costs two thread hops per request
 (``process_request`` and ``process_response`` each run through ``sync_to_async``),
 and Django runs every request in a thread made for it, which opens its own database
 connection. On the reference machine that was most of a memory store's cost
-(``bench.sustained_intake``, ``bench.store``).
+(``bench.sustained_intake``, ``bench.store``; README, "Half the cost per request").
 
-``ApiASGIHandler`` differs from Django's ``ASGIHandler`` in two ways:
+``ApiASGIHandler`` differs from Django's ``ASGIHandler`` in three ways:
 
 - **Middleware**: ``settings.API_MIDDLEWARE`` instead of ``MIDDLEWARE``. By default
   one middleware, ``ApiEdgeMiddleware``, which calls the request/response hooks of the
