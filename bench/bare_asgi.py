@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from urllib.parse import parse_qs
 
@@ -95,15 +96,25 @@ _ID = (
     if connection.vendor == "postgresql"
     else "INTEGER PRIMARY KEY AUTOINCREMENT"
 )
-try:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS bare_event "  # noqa: S608 - constant
-            f"(id {_ID}, body TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)"
-        )
-except DatabaseError:  # two processes created it at once (PostgreSQL): it exists
-    pass
-connection.close()
+
+
+def _create_table() -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS bare_event "  # noqa: S608 - constant
+                f"(id {_ID}, body TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)"
+            )
+    except DatabaseError:  # two processes created it at once (PostgreSQL): it exists
+        pass
+    connection.close()
+
+
+# On a thread of its own: uvicorn imports the application inside its event loop, where
+# Django refuses database calls.
+_creator = threading.Thread(target=_create_table)
+_creator.start()
+_creator.join()
 
 
 def health_live(request: HttpRequest) -> JsonResponse:

@@ -104,10 +104,21 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in BENCH_PORTS={span}")
 
 
+def asgi_server() -> str:
+    """The ASGI server the HTTP scenarios run on (``BENCH_ASGI_SERVER``, default daphne)."""
+    return os.environ.get("BENCH_ASGI_SERVER", "daphne")
+
+
+def on_server(variant: str) -> str:
+    """A row's variant name, marked with the ASGI server when it isn't Daphne."""
+    server = asgi_server()
+    return variant if server == "daphne" else f"{variant} [{server}]"
+
+
 def server_command(app: str, port: int) -> list[str]:
     """The ASGI server command line: Daphne, or for a comparison run ``BENCH_ASGI_SERVER=
     uvicorn`` / ``granian`` (one process each; the console and its bare baseline alike)."""
-    server = os.environ.get("BENCH_ASGI_SERVER", "daphne")
+    server = asgi_server()
     host, port_s = "127.0.0.1", str(port)
     if server == "uvicorn":
         return [sys.executable, "-m", "uvicorn", "--host", host, "--port", port_s, app]

@@ -23,6 +23,7 @@ import httpx
 
 from . import env
 from .core import Row, latency_metrics
+from .intake_fanout import _cpu_s
 from .textgen import TextGen
 
 BATCH = 100
@@ -35,6 +36,7 @@ class Tally:
     ok: int = 0
     errors: int = 0
     locked: int = 0
+    server_cpu_s: float = 0.0
 
 
 def _drive(
@@ -45,6 +47,7 @@ def _drive(
     path: str,
     bodies: list[list[bytes]],
     seconds: float,
+    server_pid: int,
 ) -> tuple[list[Tally], float]:
     """``len(bodies)`` clients hammer ``path`` for ``seconds``; per-client tallies."""
     tallies = [Tally() for _ in bodies]
@@ -78,22 +81,29 @@ def _drive(
     for thread in threads:
         thread.start()
     deadline.append(time.perf_counter() + seconds + 0.05)
+    cpu_before = _cpu_s(server_pid)
     started = time.perf_counter()
     ready.wait()
     for thread in threads:
         thread.join()
-    return tallies, time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    tallies[0].server_cpu_s = _cpu_s(server_pid) - cpu_before
+    return tallies, elapsed
 
 
 def _summary(tallies: list[Tally], elapsed: float, per_request: int) -> dict[str, float]:
     latencies = [s for t in tallies for s in t.latencies]
     ok = sum(t.ok for t in tallies)
     lat = latency_metrics(latencies)
+    answered = sum(len(t.latencies) for t in tallies)
     return {
         "mem_per_s": ok * per_request / elapsed,
         "req_per_s": ok / elapsed,
         "p50_ms": lat["p50_ms"],
         "p99_ms": lat["p99_ms"],
+        # The server process's CPU (user + system, all threads) per answered request:
+        # what a busy neighbour on a shared machine moves least.
+        "server_cpu_ms": sum(t.server_cpu_s for t in tallies) / max(answered, 1) * 1000,
         "errors": sum(t.errors for t in tallies),
         "locked": sum(t.locked for t in tallies),
         "n": ok,
@@ -140,6 +150,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                 path="/health/live",
                 bodies=live_bodies,
                 seconds=seconds,
+                server_pid=server.process.pid,
             )
             bare = _summary(tallies, elapsed, 1)
             bare.pop("mem_per_s")
@@ -156,12 +167,15 @@ def run(args: argparse.Namespace) -> list[Row]:
                     path=path,
                     bodies=bodies,
                     seconds=seconds,
+                    server_pid=server.process.pid,
                 )
                 metrics = _summary(tallies, elapsed, batch or 1)
                 rows.append(
                     Row(
                         scenario="store",
-                        variant=f"{variant}, {clients} client{'s' if clients > 1 else ''}",
+                        variant=env.on_server(
+                            f"{variant}, {clients} client{'s' if clients > 1 else ''}"
+                        ),
                         metrics=metrics,
                         primary="mem_per_s",
                         baseline=bare["req_per_s"],
@@ -169,6 +183,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                         baseline_metrics=bare,
                         notes=(
                             f"{seconds:g}s run; ratio = memories/s over bare requests/s; "
+                            f"server CPU per request {metrics['server_cpu_ms']:.2f} ms (bare "
+                            f"{bare['server_cpu_ms']:.2f} ms); "
                             f"{metrics['errors']:.0f} errors ({metrics['locked']:.0f} locked)"
                         ),
                     )

@@ -54,7 +54,8 @@ Reading it: one Daphne process runs the Python of every request under one GIL, s
 it is saturated handoffs/s is close to 1000 / ``server_cpu_ms`` (CPU per flow), which a
 busy neighbour on the machine disturbs less than the rate itself.
 
-Target (issue): ≥ 250 handoffs/s, zero errors, zero "database is locked", db_mismatch 0.
+Target (issue 20): at least 50 % of the bare baseline's flow rate with POST p99 under
+150 ms, zero errors, zero "database is locked", db_mismatch 0.
 ``--quick``: 5 s (bare 2.5 + 2.5). ``--profile``: py-spy samples the console's Daphne
 (all threads, 250 Hz, raw collapsed stacks) over the console phase into
 ``bench/results/sustained_intake-console.txt`` (sampling costs the 2-core machine CPU:
@@ -85,7 +86,11 @@ from .env import BareDaphne
 from .intake_fanout import SCALEOUT_PROCESSES, _cpu_s
 
 BOTS = 16
-TARGET_PER_S = 250.0
+# Issue 20: at least half the bare baseline's flow rate, POST p99 under 150 ms. (The
+# earlier absolute target, 250 handoffs/s, is past what one Python process does here:
+# the bare baseline itself stays far below it; README, "What is the framework's".)
+TARGET_SHARE_OF_BARE = 0.5
+TARGET_P99_MS = 150.0
 TEAM = "bench-billing"
 BOT = "tier1-bot"
 USER_AGENT = "dakera-py/0.14.1"
@@ -414,7 +419,13 @@ def _row(
     }
     baseline["locked"] = bare["locked"] + logs["bare"]["locked"]
     ok = (
-        (console["handoffs_per_s"] >= TARGET_PER_S or not embedded)
+        (
+            not embedded
+            or (
+                console["handoffs_per_s"] >= TARGET_SHARE_OF_BARE * bare["handoffs_per_s"]
+                and console["p99_ms"] < TARGET_P99_MS
+            )
+        )
         and console["errors"] == 0
         and console["locked"] == 0
         and logs["console"]["locked"] == 0
@@ -424,15 +435,21 @@ def _row(
     bare_steps = bare["step_p50_ms"]["start"]
     return Row(
         scenario="sustained_intake",
-        variant=f"{config['bots']} bots, full seed flow (5 POSTs) per handoff"
-        + (" (one process)" if embedded else f" ({SCALEOUT_PROCESSES} processes, PostgreSQL)"),
+        variant=env.on_server(
+            f"{config['bots']} bots, full seed flow (5 POSTs) per handoff"
+            + (" (one process)" if embedded else f" ({SCALEOUT_PROCESSES} processes, PostgreSQL)")
+        ),
         metrics=metrics,
         primary="handoffs_per_s",
         baseline=bare["handoffs_per_s"],
         baseline_label="bare Channels, 5 x (INSERT + group_send)"
         + ("" if embedded else f", {SCALEOUT_PROCESSES} processes, PostgreSQL + Redis"),
         baseline_metrics=baseline,
-        target=f"≥ {TARGET_PER_S:g} handoffs/s" if embedded else "0 errors, whole",
+        target=(
+            f"≥ {TARGET_SHARE_OF_BARE:.0%} of bare, POST p99 < {TARGET_P99_MS:g} ms"
+            if embedded
+            else "0 errors, whole"
+        ),
         ok=ok,
         notes=(
             f"console {console['wall_s']:.0f}s between two bare runs of "

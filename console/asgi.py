@@ -13,13 +13,15 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from console.api_handler import ApiASGIHandler, SplitHttp  # noqa: E402
 from console.origin import SameOriginValidator  # noqa: E402
 from handoffs.realtime.auth import SocketAuthMiddlewareStack  # noqa: E402
 from handoffs.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # The bot API through its own, shorter handler (console/api_handler.py).
+        "http": SplitHttp(django_asgi_app, ApiASGIHandler()),
         "websocket": SameOriginValidator(
             SocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

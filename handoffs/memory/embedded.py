@@ -11,8 +11,10 @@ recency halving every 30 days; results are sorted by it, best first.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, transaction
@@ -183,6 +185,13 @@ def _expiry(ttl_seconds: Any, expires_at: Any, now: dt.datetime) -> dt.datetime 
     return None
 
 
+def _sqlite_datetime(value: str | dt.datetime) -> dt.datetime:
+    """A ``DateTimeField`` as SQLite returns it, as Django converts it (UTC, aware)."""
+    if isinstance(value, dt.datetime):
+        return value if timezone.is_aware(value) else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+
 class EmbeddedStore:
     """Memory operations on the console's own database (SQLite or PostgreSQL)."""
 
@@ -243,27 +252,46 @@ class EmbeddedStore:
         )
         return {"session": session_dict(session)}
 
-    def end_session(self, *, session_id: str, summary: str | None = None) -> dict[str, Any]:
-        if summary is not None:
-            if not isinstance(summary, str):
-                raise MemoryValidationError("summary must be a string")
-            if len(summary.encode()) > MAX_CONTENT_BYTES:
-                # A 400, not a 413, on a real server (SDK 0.14.1 ``end_session``).
-                raise MemoryValidationError(
-                    f"summary is longer than {MAX_CONTENT_BYTES} bytes", details="summary"
-                )
+    def end_session(
+        self,
+        *,
+        session_id: str,
+        summary: str | None = None,
+        allow: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """End a session. ``allow(agent_id)``, when given, is called with the session's
+        namespace before anything else is checked and may raise to refuse (the API's
+        rights check, done on the row this call reads instead of a read of its own)."""
         with transaction.atomic():  # select_for_update needs one (PostgreSQL)
             try:
-                session = self._session(session_id, for_update=True)
+                session: MemorySession | None = self._session(session_id, for_update=True)
             except MemoryNotFound:
+                session = None
+            if session is not None and allow is not None:
+                allow(session.agent_id)
+            if summary is not None:
+                if not isinstance(summary, str):
+                    raise MemoryValidationError("summary must be a string")
+                if len(summary.encode()) > MAX_CONTENT_BYTES:
+                    # A 400, not a 413, on a real server (SDK 0.14.1 ``end_session``).
+                    raise MemoryValidationError(
+                        f"summary is longer than {MAX_CONTENT_BYTES} bytes", details="summary"
+                    )
+            if session is None:
                 # Ending an unknown session is idempotent on the wire: 200, nothing ended.
                 return {"memory_count": 0, "session": None}
             if session.ended_at is None:
                 now = timezone.now()
-                MemorySession.objects.filter(pk=session.pk, ended_at=None).update(
+                ended = MemorySession.objects.filter(pk=session.pk, ended_at=None).update(
                     ended_at=now, ended_reason="client", summary=summary or ""
                 )
-                session.refresh_from_db()
+                if ended:
+                    # The row is this transaction's (IMMEDIATE on SQLite, FOR UPDATE on
+                    # PostgreSQL): nothing else changed it since it was read.
+                    session.ended_at, session.ended_reason = now, "client"
+                    session.summary = summary or ""
+                else:
+                    session.refresh_from_db()
         return {"memory_count": session.memory_count, "session": session_dict(session)}
 
     def get_session(self, *, session_id: str) -> dict[str, Any]:
@@ -532,8 +560,7 @@ class EmbeddedStore:
         lexical_scores = dict(
             lexical.lexical_candidates(agent_id=agent_id, terms=terms, base_sql=base_sql)
         )
-        filler = qs.order_by("-importance", "-created_at").values_list("pk", flat=True)
-        ids = set(lexical_scores) | set(filler[: max(top_k, FILLER)])
+        ids = set(lexical_scores) | set(self._filler(qs, agent_id, narrowed, max(top_k, FILLER)))
         # Rank on a projection of the candidates (up to CANDIDATES + FILLER rows) and
         # build model instances only for the top_k returned: materialising ~220 Memory
         # objects (13 fields, three datetime and two JSON conversions each) was over
@@ -542,9 +569,81 @@ class EmbeddedStore:
         # namespace through mem_agent_created instead. Every id already satisfies the
         # filters (lexical candidates are restricted by base_sql, the filler comes from
         # qs); only liveness and the namespace are re-checked.
+        now = timezone.now()
+        if connection.vendor == "sqlite" and filters.get("include_summaries") is not False:
+            # (pk, importance, created_at, matched-terms function) without the ORM: the
+            # words each memory was indexed with come from the text index itself.
+            candidates = self._sqlite_candidates(agent_id, ids, terms, now)
+        else:
+            candidates = self._orm_candidates(agent_id, ids, terms, filters)
+        best_lexical = max(lexical_scores.values(), default=0.0) or 1.0
+        scored = []
+        for pk, importance, created_at, coverage_of in candidates:
+            lexical_score = lexical_scores.get(pk, 0.0)
+            relevance = 0.0
+            if lexical_score > 0 and terms:
+                coverage = coverage_of() / len(terms)
+                relevance = 0.8 * coverage + 0.2 * (lexical_score / best_lexical)
+            age_days = max((now - created_at).total_seconds(), 0) / 86400
+            recency = math.pow(0.5, age_days / RECENCY_HALF_LIFE_DAYS)
+            weighted = RELEVANCE_WEIGHT * relevance + IMPORTANCE_WEIGHT * importance
+            rank = weighted + RECENCY_WEIGHT * recency
+            scored.append((round(rank, 6), importance, pk, relevance, weighted))
+        # Best first: rank_score (as answered, rounded), then importance, then newest id.
+        scored.sort(key=lambda r: (-r[0], -r[1], -r[2]))
+        top = scored[:top_k]
+        # By primary key in one raw statement (the ids are this database's integers):
+        # the same instances as ``in_bulk`` without compiling a query.
+        listed = ", ".join(str(int(r[2])) for r in top)
+        objects = (
+            {
+                m.pk: m
+                for m in Memory.objects.raw(
+                    f"SELECT * FROM {Memory._meta.db_table} WHERE id IN ({listed})"  # noqa: S608
+                )
+            }
+            if top
+            else {}
+        )
+        return [
+            (
+                objects[pk],
+                {
+                    "score": round(relevance, 6),
+                    "weighted_score": round(weighted, 6),
+                    "smart_score": rank,
+                    "rank_score": rank,
+                },
+            )
+            for rank, _importance, pk, relevance, weighted in top
+            if pk in objects
+        ]
+
+    @staticmethod
+    def _filler(qs: QuerySet[Memory], agent_id: str, narrowed: bool, count: int) -> list[int]:
+        """The namespace's most important (then newest) live memories, ``count`` of them:
+        candidates even when no word matches. Without filters, on SQLite, the statement
+        Django would compile for ``qs``, written out once."""
+        if narrowed or connection.vendor != "sqlite":
+            ordered = qs.order_by("-importance", "-created_at").values_list("pk", flat=True)
+            return list(ordered[:count])
+        sql = (
+            f"SELECT id FROM {Memory._meta.db_table} WHERE agent_id = %s "  # noqa: S608
+            "AND (expires_at IS NULL OR expires_at > %s) "
+            "ORDER BY importance DESC, created_at DESC LIMIT %s"
+        )
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [agent_id, now, count])
+            return [pk for (pk,) in cursor.fetchall()]
+
+    @staticmethod
+    def _orm_candidates(
+        agent_id: str, ids: set[int], terms: list[str], filters: dict[str, Any]
+    ) -> list[tuple[int, float, dt.datetime, Callable[[], int]]]:
         fields = ("pk", "agent_id", "content", "tags", "metadata", "importance", "created_at")
         rows = (
-            self._live(Memory.objects.filter(pk__in=ids)).order_by().values_list(*fields)
+            EmbeddedStore._live(Memory.objects.filter(pk__in=ids)).order_by().values_list(*fields)
             if ids
             else []
         )
@@ -555,32 +654,49 @@ class EmbeddedStore:
                 for row in candidates
                 if not is_auto_summary({"tags": row[3], "metadata": row[4]})
             ]
-        best_lexical = max(lexical_scores.values(), default=0.0) or 1.0
         matched_terms = lexical.term_matcher(terms)
-        now = timezone.now()
-        scored = []
-        for pk, _agent, content, tags, metadata, importance, created_at in candidates:
-            lexical_score = lexical_scores.get(pk, 0.0)
-            relevance = 0.0
-            if lexical_score > 0 and terms:
-                text = lexical.index_text(content=content, tags=tags, metadata=metadata)
-                coverage = len(matched_terms(text)) / len(terms)
-                relevance = 0.8 * coverage + 0.2 * (lexical_score / best_lexical)
-            age_days = max((now - created_at).total_seconds(), 0) / 86400
-            recency = math.pow(0.5, age_days / RECENCY_HALF_LIFE_DAYS)
-            weighted = RELEVANCE_WEIGHT * relevance + IMPORTANCE_WEIGHT * importance
-            rank = weighted + RECENCY_WEIGHT * recency
-            scores = {
-                "score": round(relevance, 6),
-                "weighted_score": round(weighted, 6),
-                "smart_score": round(rank, 6),
-                "rank_score": round(rank, 6),
-            }
-            scored.append((pk, importance, scores))
-        scored.sort(key=lambda r: (-r[2]["rank_score"], -r[1], -r[0]))
-        top = scored[:top_k]
-        objects = Memory.objects.in_bulk([pk for pk, _, _ in top])
-        return [(objects[pk], scores) for pk, _, scores in top if pk in objects]
+
+        def coverage_of(content: str, tags: list[str], metadata: dict[str, Any]) -> int:
+            text = lexical.index_text(content=content, tags=tags, metadata=metadata)
+            return len(matched_terms(text))
+
+        return [
+            (pk, importance, created_at, functools.partial(coverage_of, content, tags, metadata))
+            for pk, _agent, content, tags, metadata, importance, created_at in candidates
+        ]
+
+    @staticmethod
+    def _sqlite_candidates(
+        agent_id: str, ids: set[int], terms: list[str], now: dt.datetime
+    ) -> list[tuple[int, float, dt.datetime, Callable[[], int]]]:
+        """The candidates' ranking inputs in one raw query, their words from ``memory_fts``.
+
+        The index holds each memory's ``index_text``, lower-cased and split into
+        ``TOKEN_RE`` words, each behind the namespace's prefix (``lexical.scoped_text``);
+        a term matches where a word starts with its stem, exactly as
+        ``lexical.term_matcher`` finds it in the text (see ``lexical.indexed_matcher``).
+        """
+        if not ids:
+            return []
+        # The ids are this database's own integer keys, written into the statement: 220
+        # bound parameters cost more than the query (and, with DEBUG, a second query
+        # to quote them for the log).
+        listed = ", ".join(str(int(pk)) for pk in ids)
+        sql = (
+            "SELECT m.id, m.agent_id, m.importance, m.created_at, f.body "  # noqa: S608
+            "FROM memory_memory m LEFT JOIN memory_fts f ON f.rowid = m.id "
+            f"WHERE m.id IN ({listed}) AND (m.expires_at IS NULL OR m.expires_at > %s)"
+        )
+        params = [connection.ops.adapt_datetimefield_value(now)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        matched = lexical.indexed_matcher(agent_id, terms)
+        return [
+            (pk, importance, _sqlite_datetime(created_at), functools.partial(matched, body or ""))
+            for pk, row_agent, importance, created_at, body in rows
+            if row_agent == agent_id
+        ]
 
     def recall(
         self, *, agent_id: str, query: str, top_k: int | None = None, **filters: Any

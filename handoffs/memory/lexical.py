@@ -164,9 +164,7 @@ def term_matcher(terms: list[str]) -> Callable[[str], set[str]]:
     patterns = [
         (
             term,
-            re.compile(
-                _WORD_START + re.escape(term if len(term) <= 4 else term[: max(4, len(term) - 2)])
-            ),
+            re.compile(_WORD_START + re.escape(_stem(term))),
         )
         for term in terms
     ]
@@ -176,6 +174,30 @@ def term_matcher(terms: list[str]) -> Callable[[str], set[str]]:
         return {term for term, pattern in patterns if pattern.search(lowered)}
 
     return matched
+
+
+def _stem(term: str) -> str:
+    return term if len(term) <= 4 else term[: max(4, len(term) - 2)]
+
+
+def indexed_matcher(agent_id: str, terms: list[str]) -> Callable[[str], int]:
+    """How many of ``terms`` match a memory, counted on its SQLite index body.
+
+    The body is ``scoped_text``: the memory's ``index_text``, lower-cased, as
+    ``TOKEN_RE`` words, each behind the namespace prefix. ``term_matcher`` counts a
+    term where its stem starts at a word start of the lower-cased text; a stem is made
+    of word characters only, so such a match is a ``TOKEN_RE`` word that starts with
+    the stem: the same count, read with one substring test per term instead of a
+    regular expression over the text (and without decoding the row's JSON).
+    """
+    prefix = " " + namespace_prefix(agent_id)
+    needles = [" " + _stem(term) for term in terms]
+
+    def count(body: str) -> int:
+        words = (" " + body).replace(prefix, " ")
+        return sum(1 for needle in needles if needle in words)
+
+    return count
 
 
 def matched_terms(text: str, terms: list[str]) -> set[str]:

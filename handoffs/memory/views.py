@@ -167,8 +167,13 @@ def session_start(request: HttpRequest) -> JsonResponse:
 @bot_api(("POST",), scope="write")
 def session_end(request: HttpRequest, session_id: str) -> JsonResponse:
     data = json_body(request)
-    _session_namespace(request, session_id)
-    return JsonResponse(store().end_session(session_id=session_id, summary=data.get("summary")))
+    return JsonResponse(
+        store().end_session(
+            session_id=session_id,
+            summary=data.get("summary"),
+            allow=lambda agent_id: bot_namespace(request, agent_id),
+        )
+    )
 
 
 @bot_api(("GET",), scope="read")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from handoffs import demo
+from handoffs.memory import lexical
 from handoffs.memory.embedded import EmbeddedStore
 from handoffs.memory.models import Memory
 from handoffs.memory.services import memory_store
@@ -291,3 +293,44 @@ def test_queries_without_words_fall_back_to_importance(store):
     # Punctuation and quotes in a query are words, never query syntax.
     quoted = store.recall(agent_id=AGENT, query='alpha" OR "beta* NEAR(x) -- ; \'', top_k=2)
     assert set(ids(quoted)) == {high, low}
+
+
+def test_sqlite_recall_reads_the_index_and_ranks_exactly_as_the_orm_path(store):
+    """SQLite ranks from one raw query and the words in ``memory_fts``; the ORM path
+    (PostgreSQL, ``include_summaries=false``) decodes every row and runs the regex.
+    Same candidates, same scores, same order, on text the two could read apart:
+    stems, Unicode case folding, words glued by ``_``, tags and metadata words."""
+    seed(store)
+    texts = [
+        "Refunds for the Straße_Ünïon account are charged twice",
+        "CHARGING issues: İstanbul office reports overcharges",
+        "the customer is happy; happiness_score 9",
+        "plan upgrade refused, customer wants a refund",
+    ]
+    for i, text in enumerate(texts):
+        put(
+            store, text, importance=0.1 * i, tags=["billing", f"t_{i}"], metadata={"kind": "charge"}
+        )
+    old = put(store, "refund charged happy plan", importance=0.2)
+    age(old, 40)
+    gone = put(store, "refund charged happy plan", ttl_seconds=1)
+    Memory.objects.filter(uid=gone).update(expires_at=timezone.now() - dt.timedelta(seconds=5))
+    put(store, "refund charged happy plan", agent_id="user-other")
+
+    queries = ["refund charged", "happiness", "Straße union", "istanbul charging", "billing charge"]
+    for query in queries:
+        terms = lexical.query_terms(query)
+        ids_all = set(Memory.objects.values_list("pk", flat=True))
+        orm = EmbeddedStore._orm_candidates(AGENT, ids_all, terms, {})
+        orm_rows = sorted((pk, imp, created, cov()) for pk, imp, created, cov in orm)
+        if connection.vendor == "sqlite":
+            fast = EmbeddedStore._sqlite_candidates(AGENT, ids_all, terms, timezone.now())
+            fast_rows = sorted((pk, imp, created, cov()) for pk, imp, created, cov in fast)
+            assert fast_rows == orm_rows, query
+        assert any(row[3] for row in orm_rows), query  # the queries do match something
+        assert Memory.objects.get(uid=gone).pk not in {row[0] for row in orm_rows}
+        ranked = store.recall(agent_id=AGENT, query=query, top_k=10)
+        kept = store.recall(agent_id=AGENT, query=query, top_k=10, include_summaries=False)
+        assert [(h["memory"]["id"], h["rank_score"]) for h in ranked["memories"]] == [
+            (h["memory"]["id"], h["rank_score"]) for h in kept["memories"]
+        ], query

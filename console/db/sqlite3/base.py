@@ -34,6 +34,8 @@ def close_at_request_end(**kwargs) -> None:
     that thread's connections now (``CONN_MAX_AGE`` would leave them to the garbage
     collector). ``CONN_MAX_AGE`` then only keeps the connection of Channels' consumers'
     long-lived thread, which sends no ``request_finished``."""
+    if getattr(_kept, "keep", False):  # a long-lived thread (console/api_handler.py)
+        return
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -43,6 +45,17 @@ def close_at_request_end(**kwargs) -> None:
     for conn in connections.all(initialized_only=True):
         if conn.vendor == "sqlite" and not conn.in_atomic_block:
             conn.close()
+
+
+_kept = threading.local()
+
+
+def keep_connection_on_this_thread() -> None:
+    """Mark the calling thread as long-lived (the bot API's request threads,
+    ``console/api_handler.py``): its connection stays open between requests, as the
+    consumers' thread's does, and ``CONN_MAX_AGE`` / Django's usability checks at each
+    request's start and end decide when it is reopened."""
+    _kept.keep = True
 
 
 request_finished.connect(close_at_request_end, dispatch_uid="console.db.sqlite3.close")

@@ -1,0 +1,194 @@
+"""The bot API's own ASGI handler: the same Django views, a shorter way to them.
+
+A bot's call (``/v1/...``, ``/api/v1/...``, ``/health...``) needs none of what a
+person's page needs: no session, no signed-in user, no CSRF token (every bot view is
+``csrf_exempt``), no messages, no htmx, no time zone, no login lockout. Under ASGI
+each of those ``MiddlewareMixin`` middlewares costs two thread hops per request
+(``process_request`` and ``process_response`` each run through ``sync_to_async``),
+and Django runs every request in a thread made for it, which opens its own database
+connection. On the reference machine that was most of a memory store's cost
+(``bench.sustained_intake``, ``bench.store``; README, "Half the cost per request").
+
+``ApiASGIHandler`` differs from Django's ``ASGIHandler`` in three ways:
+
+- **Middleware**: ``settings.API_MIDDLEWARE`` instead of ``MIDDLEWARE``. By default
+  one middleware, ``ApiEdgeMiddleware``, which calls the request/response hooks of the
+  middlewares that still apply to an API answer (security headers, the boundary's NUL
+  check and its 503/500 answers, allowed hosts, frame and content security policy
+  headers) one after the other.
+- **One thread hop**: the request signals, the middleware, the view and closing the
+  response run in one call on a thread (``handle``), instead of a hop to a thread and
+  back for each of them.
+- **Threads**: a request's synchronous parts (the view, the request signals) run on
+  one of ``API_THREADS`` long-lived threads (the least busy one) instead of a new
+  thread per request, so with SQLite each keeps its connection between requests
+  (``CONN_MAX_AGE``; PostgreSQL connections still go back to the pool at the end of
+  each request).
+
+Everything else (URL resolution, the views, their errors) is Django's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse, HttpRequest, HttpResponseBase
+from django.urls import set_script_prefix
+from django.utils.module_loading import import_string
+
+from console.db.sqlite3.base import keep_connection_on_this_thread
+
+API_PREFIXES = ("/v1/", "/api/v1/", "/health")
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PREFIXES)
+
+
+class ApiEdgeMiddleware:
+    """``API_EDGE_MIDDLEWARE``'s hooks, called one after the other in one function.
+
+    Same order and short-circuit rules as Django's chain: ``process_request`` top
+    down (a response stops it, and only the middlewares already entered see it on
+    the way out), ``process_response`` bottom up, ``process_exception`` bottom up
+    until one answers. Only for middlewares whose hooks these are (no ``__call__``
+    of their own, no ``process_view``).
+    """
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        self.parts = [import_string(path)(get_response) for path in settings.API_EDGE_MIDDLEWARE]
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        entered = 0
+        response = None
+        for part in self.parts:
+            entered += 1
+            hook = getattr(part, "process_request", None)
+            response = hook(request) if hook else None
+            if response is not None:
+                break
+        if response is None:
+            response = self.get_response(request)
+        for part in reversed(self.parts[:entered]):
+            hook = getattr(part, "process_response", None)
+            if hook:
+                response = hook(request, response)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
+        for part in reversed(self.parts):
+            hook = getattr(part, "process_exception", None)
+            response = hook(request, exception) if hook else None
+            if response is not None:
+                return response
+        return None
+
+
+class ApiASGIHandler(ASGIHandler):
+    """Django's ASGI handler with ``API_MIDDLEWARE`` and a pool of kept threads."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads or settings.API_THREADS
+        self.executors = [
+            ThreadPoolExecutor(
+                max_workers=1,
+                thread_name_prefix=f"api-{i}",
+                initializer=keep_connection_on_this_thread,
+            )
+            for i in range(self.threads)
+        ]
+        self.in_flight = [0] * self.threads
+        self._lock = threading.Lock()
+        super().__init__()
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        # A synchronous chain (``handle`` runs it on a thread in one go). Django reads
+        # settings.MIDDLEWARE: swap in the API's list while it builds the chain (once,
+        # at start-up).
+        full = settings.MIDDLEWARE
+        settings.MIDDLEWARE = settings.API_MIDDLEWARE
+        try:
+            super().load_middleware(is_async=False)
+        finally:
+            settings.MIDDLEWARE = full
+
+    async def handle(self, scope: dict, receive: Any, send: Any) -> None:
+        """Django's ``ASGIHandler.handle`` with the synchronous part in one thread hop.
+
+        Django hops to a thread and back for ``request_started``, for the view, for
+        ``request_finished`` and to close the response, and watches for a disconnect
+        in a second task; here the signals, the middleware, the view and (for a
+        response already in memory) its closing run in one call on the request's
+        thread, as under WSGI. A client that disconnects meanwhile gets nothing
+        sent; the view still runs to its end, as it does once it has started anyway.
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        try:
+            response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
+            # CancelledError: the client went away while the answer was being sent.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.send_response(response, send)
+            if response.streaming:
+                await sync_to_async(response.close, thread_sensitive=True)()
+        finally:
+            body_file.close()
+
+    def _respond(self, scope: dict, body_file: Any) -> HttpResponseBase:
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            # Sends request_finished (and closes what the request opened); the body
+            # is already in memory, so it can still be sent afterwards.
+            response.close()
+        return response
+
+    def _pick(self) -> int:
+        with self._lock:
+            index = min(range(self.threads), key=self.in_flight.__getitem__)
+            self.in_flight[index] += 1
+        return index
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        index = self._pick()
+        try:
+            # Django's own per-request ThreadSensitiveContext, inside, then reuses this
+            # one: the request's synchronous parts run on this pool thread.
+            async with ThreadSensitiveContext(executor=self.executors[index]):
+                await super().__call__(scope, receive, send)
+        finally:
+            with self._lock:
+                self.in_flight[index] -= 1
+
+
+class SplitHttp:
+    """HTTP to the API handler for the bot API's paths, to Django's for the rest."""
+
+    def __init__(self, pages: Any, api: Any) -> None:
+        self.pages = pages
+        self.api = api
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        app = self.api if is_api_path(scope.get("path", "")) else self.pages
+        await app(scope, receive, send)
