@@ -17,12 +17,25 @@ from django.db import connections
 from console.api_handler import ApiASGIHandler, ApiEdgeMiddleware, SplitHttp
 from handoffs.api.keys import bot_create, bot_revoke, bot_set_reach
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.pg]
 
 
 def _client(api: ApiASGIHandler) -> httpx.AsyncClient:
     app = SplitHttp(ASGIHandler(), api)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
+
+
+async def _db(fn, **kwargs):
+    """``fn`` on a thread, its connection closed after (a connection left open in a
+    helper thread would keep PostgreSQL from dropping the test database)."""
+
+    def run():
+        try:
+            return fn(**kwargs)
+        finally:
+            connections.close_all()
+
+    return await sync_to_async(run)()
 
 
 def _store(agent_id: str = "user-1") -> dict:
@@ -46,7 +59,7 @@ async def test_the_api_chain_is_the_edge_alone_and_the_pages_keep_theirs():
 
 
 async def test_a_store_through_the_api_handler_keeps_the_edge_headers_and_sets_no_cookie():
-    _bot, key = await sync_to_async(bot_create)(name="edge-bot")
+    _bot, key = await _db(bot_create, name="edge-bot")
     async with _client(ApiASGIHandler(threads=2)) as http:
         response = await http.post(
             "/v1/memory/store", json=_store(), headers={"Authorization": f"Bearer {key}"}
@@ -60,7 +73,7 @@ async def test_a_store_through_the_api_handler_keeps_the_edge_headers_and_sets_n
 
 
 async def test_edge_refusals_still_answer_in_the_api_shape():
-    _bot, key = await sync_to_async(bot_create)(name="edge-bot")
+    _bot, key = await _db(bot_create, name="edge-bot")
     auth = {"Authorization": f"Bearer {key}"}
     async with _client(ApiASGIHandler(threads=2)) as http:
         nul = await http.get("/v1/sessions?agent_id=a%00b", headers=auth)
@@ -74,13 +87,13 @@ async def test_edge_refusals_still_answer_in_the_api_shape():
 
 
 async def test_a_revoked_or_narrowed_key_stops_working_on_the_very_next_request():
-    bot, key = await sync_to_async(bot_create)(name="edge-bot")
+    bot, key = await _db(bot_create, name="edge-bot")
     auth = {"Authorization": f"Bearer {key}"}
     async with _client(ApiASGIHandler(threads=1)) as http:  # one kept thread and connection
         assert (await http.post("/v1/memory/store", json=_store(), headers=auth)).is_success
-        await sync_to_async(bot_set_reach)(bot=bot, namespaces=["vip-*"])
+        await _db(bot_set_reach, bot=bot, namespaces=["vip-*"])
         narrowed = await http.post("/v1/memory/store", json=_store(), headers=auth)
-        await sync_to_async(bot_revoke)(bot=bot)
+        await _db(bot_revoke, bot=bot)
         revoked = await http.post("/v1/memory/store", json=_store("vip-1"), headers=auth)
     assert narrowed.status_code == 403
     assert narrowed.json()["code"] == "NAMESPACE_ACCESS_DENIED"
@@ -89,7 +102,7 @@ async def test_a_revoked_or_narrowed_key_stops_working_on_the_very_next_request(
 
 
 async def test_the_kept_threads_keep_their_sqlite_connection_between_requests():
-    _bot, key = await sync_to_async(bot_create)(name="edge-bot")
+    _bot, key = await _db(bot_create, name="edge-bot")
     api = ApiASGIHandler(threads=1)
 
     def open_connection():
