@@ -15,7 +15,12 @@ from .api import keys
 from .models import Agent, Bot, Role, SavedReply, Team
 
 DEMO_PASSWORD = "demo-pass-123"  # noqa: S105 - printed to the person running the demo
-TEAMS = [("billing-specialist", "Billing specialists"), ("tech-support", "Technical support")]
+# slug, name, topic (what the team helps with: said to customers and filled into
+# {{ topic }} when the bot stated none)
+TEAMS = [
+    ("billing-specialist", "Billing specialists", "your bill"),
+    ("tech-support", "Technical support", "the technical problem"),
+]
 PEOPLE = [
     # username, role, teams, is_staff/superuser
     ("admin", "admin", [], True),
@@ -64,8 +69,8 @@ SAVED_REPLIES = [
 def ensure_people_and_bot(bot_name: str = "tier1-bot", callback_url: str = "") -> DemoSetup:
     """Create (or refresh) the demo's teams, people and bot; returns a fresh bot key."""
     teams = {
-        slug: Team.objects.get_or_create(slug=slug, defaults={"name": name})[0]
-        for slug, name in TEAMS
+        slug: Team.objects.get_or_create(slug=slug, defaults={"name": name, "topic": topic})[0]
+        for slug, name, topic in TEAMS
     }
     User = get_user_model()
     logins = []

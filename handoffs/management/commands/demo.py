@@ -19,6 +19,10 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
         # As Daphne binds: a port left in TIME_WAIT by the last run is free, a listener isn't.
@@ -70,6 +74,8 @@ class Command(BaseCommand):
         setup = demo.ensure_people_and_bot(callback_url=callback_url)
         processes: list[subprocess.Popen] = []
         server = None
+        # `kill` (SIGTERM) stops the demo like Ctrl-C: its console, worker and bot with it.
+        signal.signal(signal.SIGTERM, _interrupt)
         if not options["no_serve"]:
             env = {
                 **os.environ,
