@@ -324,6 +324,15 @@ def test_the_card_after_a_hop_reads_as_people_talk(
 
 
 # ---------------------------------------------------------------- finding 9
+def saved(page, enabled: bool) -> None:
+    """Wait (up to 5 s) for the POST the alerts button sent to store ``enabled``."""
+    for _ in range(50):
+        if Agent.objects.get(user__username="alice").alerts_enabled == enabled:
+            return
+        page.wait_for_timeout(100)
+    assert Agent.objects.get(user__username="alice").alerts_enabled == enabled
+
+
 def test_alerts_show_the_browsers_real_permission_and_hold_on_every_page(
     new_context, teams, billing_agents, live_server_url, dialogs
 ):
@@ -338,12 +347,7 @@ def test_alerts_show_the_browsers_real_permission_and_hold_on_every_page(
     expect(button).not_to_have_text(re.compile("desktop$"))
     expect(button).to_have_text(re.compile(r"^Alerts on: sound"))
     expect(button).to_have_attribute("data-permission", alice.evaluate("Notification.permission"))
-    alice.wait_for_function("true")
-    for _ in range(50):  # the preference is saved by a POST the click sent
-        if Agent.objects.get(user__username="alice").alerts_enabled:
-            break
-        alice.wait_for_timeout(100)
-    assert Agent.objects.get(user__username="alice").alerts_enabled
+    saved(alice, True)
 
     # Another page, another visit: still on, and sound works after any click there.
     alice.goto(f"{base}/conversations/")
@@ -363,6 +367,7 @@ def test_alerts_show_the_browsers_real_permission_and_hold_on_every_page(
     # Turned off, it stays off.
     alice.locator("#alerts-toggle").click()
     expect(alice.locator("#alerts-toggle")).to_have_text("Alerts off")
+    saved(alice, False)  # the page shows it at once; the reload must find it stored
     alice.reload()
     expect(alice.locator("#alerts-toggle")).to_have_text("Alerts off")
     assert dialogs.fired == []
