@@ -379,6 +379,8 @@
     // Until this opening's list is drawn, Enter chooses nothing: the choices of an earlier
     // opening (or the slash popup) carry that opening's caret, not this one's.
     this.choices = []; this.onChoose = null;
+    list.textContent = "";  // never the last opening's list while this one loads
+    list.appendChild(el("li", "empty-choice", "Loading saved replies…"));
     let drawn = 0;
     function show() {
       const mine = ++drawn;

@@ -126,6 +126,9 @@ def test_slash_refund_inserts_the_filled_reply_and_the_customer_reads_it(
     held: list[Route] = []
     alice.route(re.compile(r".*/saved-replies$"), lambda route: held.append(route))
     alice.get_by_role("button", name="Saved replies").click()
+    # The last opening's list (filtered to one reply) is not shown again meanwhile.
+    expect(alice.locator("#reply-list .choice")).to_have_count(0)
+    expect(alice.locator("#reply-list")).to_contain_text("Loading saved replies")
     alice.locator("#reply-search").press("Enter")
     alice.wait_for_timeout(200)
     expect(box).to_have_value("Thanks for waiting.")
