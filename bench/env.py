@@ -9,22 +9,21 @@ serves the console on the same file for the HTTP measurements.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
+
+from console import ports
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,38 +69,9 @@ def bot_key(name: str = "bench-bot") -> str:
     return raw_key
 
 
-_PORTS_TAKEN: set[int] = set()
-_PORTS_RECENT: collections.deque[int] = collections.deque(maxlen=8)
-_PORTS_LOCK = threading.Lock()  # servers are started from several threads at once
-
-
 def free_port() -> int:
-    """A free TCP port on loopback: any, or one of ``BENCH_PORTS=LOW-HIGH`` when set (a
-    machine shared by several runs gives each its own range)."""
-    span = os.environ.get("BENCH_PORTS", "")
-    if not span:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
-    low, _, high = span.partition("-")
-    with _PORTS_LOCK:
-        # Each port once while the range lasts, then again those free by now (a stopped
-        # server's); a server still running holds its port, so bind() skips it.
-        for round_ in (1, 2):
-            for port in range(int(low), int(high or low) + 1):
-                if port in _PORTS_TAKEN:
-                    continue
-                with socket.socket() as sock:
-                    try:
-                        sock.bind(("127.0.0.1", port))
-                    except OSError:
-                        continue
-                _PORTS_TAKEN.add(port)
-                _PORTS_RECENT.append(port)
-                return port
-            if round_ == 1:  # keep the last few: their servers may still be starting
-                _PORTS_TAKEN.intersection_update(_PORTS_RECENT)
-    raise RuntimeError(f"no free port in BENCH_PORTS={span}")
+    """A free TCP port on loopback: any, or one of ``BENCH_PORTS=LOW-HIGH`` when set."""
+    return ports.free_port("BENCH_PORTS")
 
 
 def asgi_server() -> str:

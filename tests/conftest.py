@@ -3,12 +3,9 @@ console on the test database (SQLite file or PostgreSQL, whichever the run uses)
 
 from __future__ import annotations
 
-import collections
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,44 +16,16 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from console import ports
 from handoffs.api.keys import bot_create
 from handoffs.models import Agent, Bot, Role, Team
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-_PORTS_TAKEN: set[int] = set()
-_PORTS_RECENT: collections.deque[int] = collections.deque(maxlen=8)
-_PORTS_LOCK = threading.Lock()  # servers are started from several threads at once
-
-
 def free_port() -> int:
-    """A free port on loopback: any, or one of ``TEST_PORTS=LOW-HIGH`` when set (a
-    machine shared by several runs gives each its own range)."""
-    span = os.environ.get("TEST_PORTS", "")
-    if not span:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
-    low, _, high = span.partition("-")
-    with _PORTS_LOCK:
-        # Each port once while the range lasts, then again those free by now (a stopped
-        # server's); a server still running holds its port, so bind() skips it.
-        for round_ in (1, 2):
-            for port in range(int(low), int(high or low) + 1):
-                if port in _PORTS_TAKEN:
-                    continue
-                with socket.socket() as sock:
-                    try:
-                        sock.bind(("127.0.0.1", port))
-                    except OSError:
-                        continue
-                _PORTS_TAKEN.add(port)
-                _PORTS_RECENT.append(port)
-                return port
-            if round_ == 1:  # keep the last few: their servers may still be starting
-                _PORTS_TAKEN.intersection_update(_PORTS_RECENT)
-    raise RuntimeError(f"no free port in TEST_PORTS={span}")
+    """A free port on loopback: any, or one of ``TEST_PORTS=LOW-HIGH`` when set."""
+    return ports.free_port("TEST_PORTS")
 
 
 def test_database_env() -> dict[str, str]:
