@@ -7,12 +7,27 @@ SDK against the running console, exactly as a bot would send them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from .api import keys
-from .models import Agent, Bot, Role, SavedReply, Team
+from .lifecycle import accept, endings, messages
+from .models import (
+    Agent,
+    Bot,
+    Conversation,
+    Event,
+    Handoff,
+    Message,
+    Role,
+    SavedReply,
+    Sender,
+    Team,
+)
 
 DEMO_PASSWORD = "demo-pass-123"  # noqa: S105 - printed to the person running the demo
 # slug, name, topic (what the team helps with: said to customers and filled into
@@ -172,6 +187,9 @@ MORE_ESCALATIONS = [
 PAST = {
     "customer": "user-frank",
     "name": "Frank Ortiz",
+    "to": "billing-specialist",
+    "facts": [],
+    "metadata": {},
     "said": "My card was declined at renewal but the money left my account.",
     "summary": (
         "Customer ACC-1198: renewal payment declined but the amount was debited. Needs the "
@@ -191,37 +209,8 @@ def run_past_conversation(client) -> None:
     his new escalation. Escalated through the API like the others; answered and resolved
     through the same services the console's buttons call; then its times are moved back
     (demo data only: nothing else ever rewrites a timestamp)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from .lifecycle import accept, endings, messages
-    from .models import Conversation, Event, Handoff, Message, Sender
-
     item = PAST
-    session = client.start_session(item["customer"], metadata={"agent": "tier1-bot"})
-    client.store_memory(
-        item["customer"],
-        item["said"],
-        importance=0.7,
-        metadata={"type": "customer_message"},
-        tags=["user"],
-        session_id=session["id"],
-    )
-    client.store_memory(
-        item["customer"],
-        item["summary"],
-        importance=1.0,
-        metadata={
-            "type": "handoff",
-            "from_agent": "tier1-bot",
-            "to_agent": "billing-specialist",
-            "customer_name": item["name"],
-            "channel": "web",
-        },
-        session_id=session["id"],
-    )
-    client.end_session(session["id"], summary="Bot->human handoff to billing-specialist")
+    _escalate(client, item)
     hop = Handoff.objects.filter(customer=item["customer"]).latest("created_at")
     agent = Agent.objects.get(user__username=item["agent"])
     accept.handoff_accept(handoff_id=hop.pk, agent=agent)
@@ -247,45 +236,51 @@ def run_past_conversation(client) -> None:
             created_at=hop.conversation.created_at - back,
             closed_at=(hop.conversation.closed_at or now) - back,
         )
-        for message in Message.objects.filter(conversation_id=hop.conversation_id):
-            Message.objects.filter(pk=message.pk).update(created_at=message.created_at - back)
-        for event in Event.objects.filter(handoff=hop):
-            Event.objects.filter(pk=event.pk).update(created_at=event.created_at - back)
+        Message.objects.filter(conversation_id=hop.conversation_id).update(
+            created_at=F("created_at") - back
+        )
+        Event.objects.filter(handoff=hop).update(created_at=F("created_at") - back)
+
+
+def _escalate(client, item: dict) -> None:
+    """One escalation through the SDK: a bot session with the facts it learned, what
+    the customer said and the handoff summary, then the session ends."""
+    session = client.start_session(item["customer"], metadata={"agent": "tier1-bot"})
+    for fact in item["facts"]:
+        client.store_memory(
+            item["customer"],
+            fact,
+            importance=0.8,
+            metadata={"type": "context"},
+            session_id=session["id"],
+        )
+    client.store_memory(
+        item["customer"],
+        item["said"],
+        importance=0.7,
+        metadata={"type": "customer_message"},
+        tags=["user"],
+        session_id=session["id"],
+    )
+    client.store_memory(
+        item["customer"],
+        item["summary"],
+        importance=1.0,
+        metadata={
+            "type": "handoff",
+            "from_agent": "tier1-bot",
+            "to_agent": item["to"],
+            "customer_name": item["name"],
+            "channel": "web",
+            **item["metadata"],
+        },
+        session_id=session["id"],
+    )
+    client.end_session(session["id"], summary=f"Bot->human handoff to {item['to']}")
 
 
 def run_more_escalations(client) -> None:
     for item in MORE_ESCALATIONS:
         if item["customer"] == PAST["customer"]:
             run_past_conversation(client)
-        session = client.start_session(item["customer"], metadata={"agent": "tier1-bot"})
-        for fact in item["facts"]:
-            client.store_memory(
-                item["customer"],
-                fact,
-                importance=0.8,
-                metadata={"type": "context"},
-                session_id=session["id"],
-            )
-        client.store_memory(
-            item["customer"],
-            item["said"],
-            importance=0.7,
-            metadata={"type": "customer_message"},
-            tags=["user"],
-            session_id=session["id"],
-        )
-        client.store_memory(
-            item["customer"],
-            item["summary"],
-            importance=1.0,
-            metadata={
-                "type": "handoff",
-                "from_agent": "tier1-bot",
-                "to_agent": item["to"],
-                "customer_name": item["name"],
-                "channel": "web",
-                **item["metadata"],
-            },
-            session_id=session["id"],
-        )
-        client.end_session(session["id"], summary=f"Bot->human handoff to {item['to']}")
+        _escalate(client, item)
