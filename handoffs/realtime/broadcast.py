@@ -417,15 +417,20 @@ def customer_socket_opened(conversation_id: int, delta: int) -> None:
     """Count open customer sockets (all processes, via the shared cache): overall, so a
     change in the queue costs nothing while no customer watches, and per conversation,
     so only watched conversations get their status rendered."""
+    for key in (CUSTOMER_SOCKETS, _conversation_key(conversation_id)):
+        _count_sockets(key, delta)
+
+
+def _count_sockets(key: str, delta: int) -> None:
+    """Add ``delta`` to a count of open sockets in the shared cache (gone at 0)."""
     from django.core.cache import cache
 
-    for key in (CUSTOMER_SOCKETS, _conversation_key(conversation_id)):
-        cache.add(key, 0, None)
-        try:
-            if cache.incr(key, delta) <= 0:
-                cache.delete(key)
-        except ValueError:
-            pass
+    cache.add(key, 0, None)
+    try:
+        if cache.incr(key, delta) <= 0:
+            cache.delete(key)
+    except ValueError:
+        pass  # deleted by another process between add and incr
 
 
 def watched_conversations(conversation_ids: list[int]) -> set[int]:
@@ -493,15 +498,7 @@ INBOX_PAGES = "inbox:pages:{}"
 def inbox_page_opened(user_id: int, delta: int) -> None:
     """Count the open inbox pages of one agent (all processes, via the shared cache): the
     rows are only rendered while one is open; the badge always is."""
-    from django.core.cache import cache
-
-    key = INBOX_PAGES.format(user_id)
-    cache.add(key, 0, None)
-    try:
-        if cache.incr(key, delta) <= 0:
-            cache.delete(key)
-    except ValueError:
-        pass
+    _count_sockets(INBOX_PAGES.format(user_id), delta)
 
 
 def inbox_pages_open(user_id: int) -> bool:
