@@ -68,20 +68,24 @@ def test_locked_attempts_are_listed_in_admin(alice, settings):
     assert "alice" in page.content.decode()
 
 
+def store_with(key: str, address: str):
+    """``POST /v1/memory/store`` with this bot key from this client address."""
+    return Client().post(
+        "/v1/memory/store",
+        store_body(),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+        REMOTE_ADDR=address,
+    )
+
+
 def test_wrong_bot_keys_from_one_address_get_429_until_the_window_ends(db, teams, settings):
     settings.BOT_AUTH_FAILURE_LIMIT = 5
     settings.BOT_AUTH_FAILURE_WINDOW = 2
     _, key = bot_create(name="tier1-bot")
-    client = Client()
 
     def store(with_key: str, address: str = "10.1.0.1"):
-        return client.post(
-            "/v1/memory/store",
-            store_body(),
-            content_type="application/json",
-            HTTP_AUTHORIZATION=f"Bearer {with_key}",
-            REMOTE_ADDR=address,
-        )
+        return store_with(with_key, address)
 
     wrong = key[:15] + "y" * (len(key) - 15)
     for _ in range(5):
@@ -116,18 +120,8 @@ def test_key_guessing_stays_throttled_while_the_cache_is_down(db, teams, setting
     }
     with pytest.raises(Exception):  # noqa: B017, PT011 - whichever error redis-py raises
         caches["default"].get("x")
-    client = Client()
     wrong = key[:15] + "z" * (len(key) - 15)
-
-    def store(with_key: str, address: str):
-        return client.post(
-            "/v1/memory/store",
-            store_body(),
-            content_type="application/json",
-            HTTP_AUTHORIZATION=f"Bearer {with_key}",
-            REMOTE_ADDR=address,
-        )
-
+    store = store_with
     try:
         for _ in range(5):
             assert store(wrong, "10.9.0.1").status_code == 401
