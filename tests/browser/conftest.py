@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
 
 from handoffs.models import Agent, Conversation, Handoff
 
@@ -130,6 +130,22 @@ def login(context: BrowserContext, base_url: str, username: str, password: str =
 def wait_live(page: Page) -> None:
     """Until the queue socket is open (the indicator says "Live")."""
     page.locator("#live").filter(has_text="Live").wait_for()
+
+
+def accept_and_chat(
+    new_context: Callable[..., BrowserContext], base: str, handoff: Handoff
+) -> tuple[Page, Page]:
+    """Alice accepts ``handoff`` on its card and the customer opens the chat link from her
+    page; returns (alice, customer), both live."""
+    alice = login(new_context(), base, "alice")
+    alice.goto(f"{base}/handoffs/{handoff.pk}/")
+    alice.locator("#handoff-status").get_by_role("button", name="Accept").click()
+    expect(alice).to_have_url(f"{base}/conversations/{handoff.pk}/")
+    wait_live(alice)
+    customer = new_context().new_page()
+    customer.goto(alice.locator("a[href*='/c/']").first.get_attribute("href"))
+    wait_live(customer)
+    return alice, customer
 
 
 @dataclass

@@ -17,7 +17,7 @@ from playwright.sync_api import Route, expect
 from handoffs.models import Attachment, Message
 from tests.files import images
 
-from .conftest import Escalator, login, wait_live
+from .conftest import Escalator, accept_and_chat, wait_live
 from .test_durability import RECONNECT_MS, daphne  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -60,14 +60,7 @@ def test_uploads_cut_off_by_a_daphne_kill_are_stored_once(
     handoff = Escalator(base_url=base, key=bot_key).post(
         customer="cust-9911", customer_name="Dana Whitfield", summary="Refund request."
     )
-    alice = login(new_context(), base, "alice")
-    alice.goto(f"{base}/handoffs/{handoff.pk}/")
-    alice.locator("#handoff-status").get_by_role("button", name="Accept").click()
-    expect(alice).to_have_url(f"{base}/conversations/{handoff.pk}/")
-    wait_live(alice)
-    customer = new_context().new_page()
-    customer.goto(alice.locator("a[href*='/c/']").first.get_attribute("href"))
-    wait_live(customer)
+    alice, customer = accept_and_chat(new_context, base, handoff)
     files_before = stored_files()
 
     # 1. Stored, then the server dies before answering.
@@ -131,13 +124,7 @@ def test_an_upload_waiting_for_the_network_survives_a_reload(
     while it can't get through doesn't lose it, and it is stored once when it does."""
     base = live_server_url
     handoff = escalate.post(customer="cust-9912", summary="Refund request.")
-    alice = login(new_context(), base, "alice")
-    alice.goto(f"{base}/handoffs/{handoff.pk}/")
-    alice.locator("#handoff-status").get_by_role("button", name="Accept").click()
-    expect(alice).to_have_url(f"{base}/conversations/{handoff.pk}/")
-    customer = new_context().new_page()
-    customer.goto(alice.locator("a[href*='/c/']").first.get_attribute("href"))
-    wait_live(customer)
+    alice, customer = accept_and_chat(new_context, base, handoff)
 
     def offline(route: Route) -> None:
         route.abort("internetdisconnected")

@@ -19,7 +19,7 @@ from handoffs.access import links
 from handoffs.models import Attachment, Message, SavedReply
 from tests.files import images
 
-from .conftest import login, wait_live
+from .conftest import accept_and_chat, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,14 +34,7 @@ def open_chat(new_context, escalate, base: str, *, customer_name: str = "Dana Wh
         summary=SUMMARY,
         reason="a double charge",
     )
-    alice = login(new_context(), base, "alice")
-    alice.goto(f"{base}/handoffs/{handoff.pk}/")
-    alice.locator("#handoff-status").get_by_role("button", name="Accept").click()
-    expect(alice).to_have_url(f"{base}/conversations/{handoff.pk}/")
-    wait_live(alice)
-    customer = new_context().new_page()
-    customer.goto(alice.locator("a[href*='/c/']").first.get_attribute("href"))
-    wait_live(customer)
+    alice, customer = accept_and_chat(new_context, base, handoff)
     return handoff, alice, customer
 
 
