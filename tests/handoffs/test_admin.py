@@ -221,3 +221,12 @@ def test_admin_narrows_a_key_and_refuses_a_bad_pattern(admin_client, client, bot
     assert "<script>" not in bad.content.decode().split("not a namespace pattern")[1][:200]
     bot.refresh_from_db()
     assert bot.namespaces == "user-*"
+
+
+def test_admin_pages_carry_the_console_icon(admin_client, client, db):
+    """Without a <link rel="icon"> the browser asks every admin page for /favicon.ico,
+    which is a 404; the admin shows the console's icon like every other page."""
+    icon = '<link rel="icon" href="/static/handoffs/favicon.svg">'
+    assert icon in client.get("/admin/login/").content.decode()
+    assert icon in admin_client.get("/admin/").content.decode()
+    assert icon in admin_client.get("/admin/handoffs/team/add/").content.decode()
