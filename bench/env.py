@@ -28,14 +28,28 @@ from console import ports
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The console as it is deployed: DEBUG off (no debug cursor recording every query and,
+# on SQLite, running a second query to quote its parameters for the log), plain HTTP on
+# loopback. One secret key for this process and every server it starts (sessions signed
+# here are read there). Scenarios that serve pages with their static files still ask
+# for DEBUG themselves (``bench/search.py``).
+PRODUCTION_ENV = {
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "bench-not-a-real-secret-0123456789abcdefghijklmnopqrstuvwxyz",
+    "DJANGO_SECURE_SSL_REDIRECT": "0",
+    "DJANGO_SECURE_COOKIES": "0",
+    "DJANGO_HSTS_SECONDS": "0",
+}
+
+
 def setup_django(workdir: Path) -> None:
-    """Point settings at a SQLite file in ``workdir`` and start Django.
+    """Point settings at a SQLite file in ``workdir`` and start Django (``PRODUCTION_ENV``).
 
     Must run before anything imports models. ``DATABASE_URL`` is cleared so a value
     left in the shell can never send benchmark writes to a real PostgreSQL database.
     """
     os.environ["SQLITE_PATH"] = str(workdir / "bench.sqlite3")
-    os.environ["DJANGO_DEBUG"] = "1"
+    os.environ.update(PRODUCTION_ENV)
     os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
     os.environ["DATABASE_URL"] = ""
     os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -110,7 +124,7 @@ class Daphne:
     """``python -m daphne console.asgi:application`` on the current database.
 
     Use as a context manager; the process is started with the current ``SQLITE_PATH``
-    and ``DJANGO_DEBUG=1`` (``extra_env`` overrides: ``bench/scaleout.py`` points it at
+    and ``PRODUCTION_ENV`` (``extra_env`` overrides: ``bench/scaleout.py`` points it at
     PostgreSQL and Redis) and is stopped (by its own pid) on exit.
     """
 
@@ -131,7 +145,7 @@ class Daphne:
             **os.environ,
             "SQLITE_PATH": os.environ.get("SQLITE_PATH", ""),
             "DATABASE_URL": "",
-            "DJANGO_DEBUG": "1",
+            **PRODUCTION_ENV,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PYTHONPATH": str(ROOT),
             **self.extra_env,

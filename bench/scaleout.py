@@ -117,7 +117,7 @@ class ScaleOut:
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis_url,
             DJANGO_SETTINGS_MODULE="console.settings",
-            DJANGO_DEBUG="1",
+            **env.PRODUCTION_ENV,
             DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
             PYTHONPATH=str(env.ROOT),
         )

@@ -19,7 +19,7 @@ customer namespace (``sus-b<bot>-<n>``), so nothing dedupes and every flow is on
 Set-up: a fresh SQLite file (WAL), a bot key, one team (``bench-billing``, the handoffs'
 ``to_agent``), no agents and no sockets connected (this measures intake, not fan-out;
 the queue row and card are still rendered and ``group_send`` to the team's empty group).
-The console runs in one Daphne (``console.asgi``, ``DJANGO_DEBUG=1`` as every scenario),
+The console runs in one Daphne (``console.asgi``, ``env.PRODUCTION_ENV``: DEBUG off),
 in-memory channel layer.
 
 Load: a driver child process (``python -m bench.sustained_intake --drive``, never imports
