@@ -39,3 +39,9 @@ if settings.SERVING_TIMERS:
         application,
         [timers.run_due, offers.run_due, shifts.run_due, presence.sweep_presence],
     )
+
+# Everything loaded so far lives as long as the process: out of the collector's way
+# (console/gc_tuning.py).
+from console.gc_tuning import freeze_loaded_heap  # noqa: E402
+
+freeze_loaded_heap()
