@@ -187,6 +187,11 @@ def _previous_hop(*, customer: str, from_agent: str) -> Handoff | None:
     candidates = Handoff.objects.filter(customer=customer, created_at__gte=since).exclude(
         status=Status.RESOLVED
     )
+    # Most intakes are a customer's first hop: ask whether there is any candidate with a
+    # narrow query before compiling the wide one (select_related over three tables
+    # costs more Python than the whole intake's SQL).
+    if not candidates.values_list("pk")[:1]:
+        return None
     for hop in candidates.select_related("accepted_by__user").order_by("-created_at")[:20]:
         if hop.to_agent == from_agent:
             return hop
@@ -236,9 +241,10 @@ def handoff_intake(
         summary=summary,
     )
     with transaction.atomic():
-        existing = Handoff.objects.filter(dedupe_key=key).first()
-        if existing is not None:
-            return IntakeResult(existing, False)
+        # The id alone first (a retry is rare): the whole row costs more to compile.
+        existing = Handoff.objects.filter(dedupe_key=key).values_list("pk", flat=True)[:1]
+        if existing:
+            return IntakeResult(Handoff.objects.get(pk=existing[0]), False)
 
         team, to_bot, misrouted = _route(to_agent)
         if assigned_to is None and not misrouted and to_bot is None:

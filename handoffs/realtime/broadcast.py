@@ -161,12 +161,11 @@ def publish_handoff_change(handoff_id: int, change: str) -> None:
     """Render a handoff's queue row / status once and ring its queue, card and floor."""
     from ..models import Handoff
 
-    handoff = (
-        Handoff.objects.select_related("team", "accepted_by__user", "assigned_to__user")
-        .filter(pk=handoff_id)
-        .first()
-    )
-    if handoff is None:
+    try:  # get(), not filter().first(): no ORDER BY to compile (a third of this query)
+        handoff = Handoff.objects.select_related(
+            "team", "accepted_by__user", "assigned_to__user"
+        ).get(pk=handoff_id)
+    except Handoff.DoesNotExist:
         return
     push_queue_row(handoff, change=change)
     if change != "created":  # a card opened before its handoff's first commit can't exist
@@ -338,12 +337,11 @@ def publish_reassigned(
 
     from ..models import Handoff, Status
 
-    handoff = (
-        Handoff.objects.select_related("team", "accepted_by__user", "assigned_to__user")
-        .filter(pk=handoff_id)
-        .first()
-    )
-    if handoff is None:
+    try:  # get(), not filter().first(): no ORDER BY to compile (a third of this query)
+        handoff = Handoff.objects.select_related(
+            "team", "accepted_by__user", "assigned_to__user"
+        ).get(pk=handoff_id)
+    except Handoff.DoesNotExist:
         return
     who = handoff.customer_name or handoff.customer
     status_html = render_to_string("handoffs/desk/card.html#status-oob", {"handoff": handoff})
