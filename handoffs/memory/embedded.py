@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, Case, F, Q, QuerySet, Value, When
+from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -190,6 +190,13 @@ def _sqlite_datetime(value: str | dt.datetime) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value if timezone.is_aware(value) else value.replace(tzinfo=dt.UTC)
     return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+
+_COUNT_SESSION_MEMORIES = (
+    f"UPDATE {MemorySession._meta.db_table} SET memory_count = memory_count + %s, "  # noqa: S608
+    "last_activity_at = CASE WHEN ended_at IS NULL THEN %s ELSE last_activity_at END "
+    "WHERE id = %s"
+)
 
 
 class EmbeddedStore:
@@ -400,14 +407,16 @@ class EmbeddedStore:
         for m in memories:
             if m.session_id is not None:
                 counts[m.session_id] = counts.get(m.session_id, 0) + 1
-        for session_id, count in counts.items():
-            # One statement: the count always, the activity clock only while it's open.
-            MemorySession.objects.filter(pk=session_id).update(
-                memory_count=F("memory_count") + count,
-                last_activity_at=Case(
-                    When(ended_at=None, then=Value(now)), default=F("last_activity_at")
-                ),
-            )
+        if counts:
+            # One statement per session: the count always, the activity clock only while
+            # it's open. Written out: every store runs it, and compiling the ORM's
+            # F()/Case() update cost more than the insert it follows.
+            stamp = connection.ops.adapt_datetimefield_value(now)
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    _COUNT_SESSION_MEMORIES,
+                    [(count, stamp, session_id) for session_id, count in counts.items()],
+                )
 
     def store(
         self,
