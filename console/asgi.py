@@ -40,6 +40,12 @@ if settings.SERVING_TIMERS:
         [timers.run_due, offers.run_due, shifts.run_due, presence.sweep_presence],
     )
 
+if settings.DATABASES["default"]["ENGINE"] == "console.db.sqlite3":
+    # WAL checkpoints on a thread of their own, not in a request's COMMIT.
+    from console.db.sqlite3 import checkpoint  # noqa: E402
+
+    checkpoint.start(lambda: settings.DATABASES["default"]["NAME"], settings.SQLITE_CHECKPOINT_SECS)
+
 # Everything loaded so far lives as long as the process: out of the collector's way
 # (console/gc_tuning.py).
 from console.gc_tuning import freeze_loaded_heap  # noqa: E402

@@ -134,6 +134,9 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "db.sqlite3"))
 SQLITE_MMAP_SIZE = env_int("SQLITE_MMAP_SIZE", 1 << 30)
+# The serving process checkpoints the WAL on a background thread every this many seconds
+# instead of inside a request's COMMIT (console/db/sqlite3/checkpoint.py); 0: SQLite's own.
+SQLITE_CHECKPOINT_SECS = float(os.environ.get("SQLITE_CHECKPOINT_SECS") or 1.0)
 # PostgreSQL connections are pooled per process (psycopg-pool, Django's OPTIONS["pool"]):
 # at most DATABASE_POOL_MAX_SIZE open, DATABASE_POOL_MIN_SIZE kept, a caller waits up to
 # DATABASE_POOL_TIMEOUT seconds for one. DATABASE_POOL_MAX_SIZE=0 turns pooling off

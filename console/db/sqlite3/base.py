@@ -26,6 +26,8 @@ from django.core.signals import request_finished
 from django.db import OperationalError, connections
 from django.db.backends.sqlite3 import base
 
+from . import checkpoint
+
 WRITER = threading.Lock()
 
 
@@ -63,6 +65,13 @@ request_finished.connect(close_at_request_end, dispatch_uid="console.db.sqlite3.
 
 class DatabaseWrapper(base.DatabaseWrapper):
     holds_writer = False
+
+    def get_new_connection(self, conn_params):
+        connection = super().get_new_connection(conn_params)
+        pages = checkpoint.autocheckpoint_pages()
+        if pages is not None:  # the serving process checkpoints in the background
+            connection.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+        return connection
 
     def _start_transaction_under_autocommit(self) -> None:
         timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
