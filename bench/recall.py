@@ -142,7 +142,7 @@ def _measure(
     is_target = size >= 10_000
     rows = []
     for how, measured, baseline, base_label, count in (
-        ("in-process", recall, raw_match, "raw FTS5 MATCH", cfg["samples"]),
+        ("in-process", recall, raw_match, "raw FTS5 OR MATCH, rowids", cfg["samples"]),
         ("HTTP", http_recall, http_live, "GET /health/live", cfg["http_samples"]),
     ):
         # In process, also this thread's CPU time per call: on a shared machine it moves

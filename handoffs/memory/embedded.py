@@ -2,10 +2,12 @@
 
 Recall ranks like a memory server should: lexical relevance (FTS5 / tsvector, see
 ``lexical``) blended with importance and recency. Relevance is mostly *coverage* (the
-share of the query's terms a memory matches, as Lucene's coord factor does) with BM25
-breaking ties, so a short memory does not outrank a more important one that matches
-the same words. ``rank_score = 0.5 relevance + 0.4 importance + 0.1 recency``, with
-recency halving every 30 days; results are sorted by it, best first.
+share of the query's terms a memory matches, as Lucene's coord factor does) with the
+lexical score breaking ties (SQLite: the matched terms' IDF sum, BM25 with ``k1 = 0``;
+PostgreSQL: ``ts_rank_cd``), so a short memory does not outrank a more important one
+that matches the same words: ``relevance = 0.8 coverage + 0.2 lexical / best lexical``.
+``rank_score = 0.5 relevance + 0.4 importance + 0.1 recency``, with recency halving
+every 30 days; results are sorted by it, best first.
 """
 
 from __future__ import annotations

@@ -148,9 +148,10 @@ def _sqlite_candidates(
     params: list[Any] = []
     sql = ""
     if base_sql is not None:
-        # Evaluated once for the statement. The filters decide which memories compete,
-        # not the terms' statistics: a memory left out comes back negated.
-        sql = f"WITH allowed(id) AS MATERIALIZED ({base_sql[0]}) "
+        # Read once for the statement (a list built once, not a plan that drives FTS5
+        # one rowid at a time). The filters decide which memories compete, not the
+        # terms' statistics: a memory left out comes back negated.
+        sql = f"WITH allowed(id) AS ({base_sql[0]}) "
         ids = "CASE WHEN rowid IN allowed THEN rowid ELSE -rowid END"
         params.extend(base_sql[1])
     matches = f"SELECT group_concat({ids}) FROM memory_fts WHERE memory_fts MATCH %s"  # noqa: S608

@@ -327,7 +327,8 @@ def test_sqlite_recall_ranks_exactly_as_the_orm_path(store):
             assert sorted(row[:3] for row in fast) == orm_rows, query
         assert Memory.objects.get(uid=gone).pk not in {row[0] for row in orm_rows}
         ranked = store.recall(agent_id=AGENT, query=query, top_k=10)
-        assert ranked["memories"][0]["score"] > 0, query  # the queries do match something
+        if connection.vendor == "sqlite":  # FTS5 folds diacritics, PostgreSQL's english not
+            assert ranked["memories"][0]["score"] > 0, query  # the queries match something
         kept = store.recall(agent_id=AGENT, query=query, top_k=10, include_summaries=False)
         assert [(h["memory"]["id"], h["rank_score"]) for h in ranked["memories"]] == [
             (h["memory"]["id"], h["rank_score"]) for h in kept["memories"]
