@@ -345,16 +345,17 @@ def rank(*, name: str, text: str, top_k: int, filter: dict | None) -> list[dict[
     ns = _get(name)
     agent_id = storage_namespace(ns.name)
     terms = lexical.query_terms(text)
-    candidates = dict(
-        lexical.lexical_candidates(
-            agent_id=agent_id,
-            terms=terms,
-            base_sql=None,
-            limit=FILTERED_CANDIDATES if filter else max(lexical.CANDIDATES, top_k),
-        )
+    hits = lexical.lexical_candidates(
+        agent_id=agent_id,
+        terms=terms,
+        base_sql=None,
+        limit=FILTERED_CANDIDATES if filter else max(lexical.CANDIDATES, top_k),
     )
-    if not candidates:
+    if not hits:
         return []
+    candidates = {pk: score for pk, score, _count in hits}
+    # Terms matched: counted by the SQLite index, by ``term_matcher`` on PostgreSQL.
+    counted = {pk: count for pk, _score, count in hits if count is not None}
     rows = (
         EmbeddedStore._live(Memory.objects.filter(pk__in=list(candidates), agent_id=agent_id))
         .order_by()
@@ -366,9 +367,10 @@ def rank(*, name: str, text: str, top_k: int, filter: dict | None) -> list[dict[
     for pk, doc_id, content, metadata, tags, created_at in rows:
         if not matches(metadata, filter):
             continue
-        coverage = len(
-            matched_terms(lexical.index_text(content=content, tags=tags, metadata=metadata))
-        )
+        coverage = counted.get(pk)
+        if coverage is None:
+            indexed = lexical.index_text(content=content, tags=tags, metadata=metadata)
+            coverage = len(matched_terms(indexed))
         score = 0.8 * coverage / len(terms) + 0.2 * candidates[pk] / best
         scored.append((round(score, 6), candidates[pk], doc_id, content, metadata, created_at))
     scored.sort(key=lambda r: (-r[0], -r[1], r[2]))

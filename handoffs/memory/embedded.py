@@ -2,10 +2,12 @@
 
 Recall ranks like a memory server should: lexical relevance (FTS5 / tsvector, see
 ``lexical``) blended with importance and recency. Relevance is mostly *coverage* (the
-share of the query's terms a memory matches, as Lucene's coord factor does) with BM25
-breaking ties, so a short memory does not outrank a more important one that matches
-the same words. ``rank_score = 0.5 relevance + 0.4 importance + 0.1 recency``, with
-recency halving every 30 days; results are sorted by it, best first.
+share of the query's terms a memory matches, as Lucene's coord factor does) with the
+lexical score breaking ties (SQLite: the matched terms' IDF sum, BM25 with ``k1 = 0``;
+PostgreSQL: ``ts_rank_cd``), so a short memory does not outrank a more important one
+that matches the same words: ``relevance = 0.8 coverage + 0.2 lexical / best lexical``.
+``rank_score = 0.5 relevance + 0.4 importance + 0.1 recency``, with recency halving
+every 30 days; results are sorted by it, best first.
 """
 
 from __future__ import annotations
@@ -566,9 +568,12 @@ class EmbeddedStore:
         qs, narrowed = self._filtered(agent_id, filters)
         terms = lexical.query_terms(query)
         base_sql = qs.values("pk").query.sql_with_params() if narrowed else None
-        lexical_scores = dict(
-            lexical.lexical_candidates(agent_id=agent_id, terms=terms, base_sql=base_sql)
-        )
+        hits = lexical.lexical_candidates(agent_id=agent_id, terms=terms, base_sql=base_sql)
+        lexical_scores = {pk: score for pk, score, _count in hits}
+        # How many terms each lexical candidate matches: counted by the SQLite index;
+        # on PostgreSQL by ``term_matcher`` on the candidate's indexed text.
+        matched = {pk: count for pk, _score, count in hits if count is not None}
+        matcher = lexical.term_matcher(terms) if len(matched) < len(hits) else None
         ids = set(lexical_scores) | set(self._filler(qs, agent_id, narrowed, max(top_k, FILLER)))
         # Rank on a projection of the candidates (up to CANDIDATES + FILLER rows) and
         # build model instances only for the top_k returned: materialising ~220 Memory
@@ -580,19 +585,21 @@ class EmbeddedStore:
         # qs); only liveness and the namespace are re-checked.
         now = timezone.now()
         if connection.vendor == "sqlite" and filters.get("include_summaries") is not False:
-            # (pk, importance, created_at, matched-terms function) without the ORM: the
-            # words each memory was indexed with come from the text index itself.
-            candidates = self._sqlite_candidates(agent_id, ids, terms, now)
+            # (pk, importance, created_at) without the ORM.
+            candidates = self._sqlite_candidates(agent_id, ids, now)
         else:
-            candidates = self._orm_candidates(agent_id, ids, terms, filters)
+            candidates = self._orm_candidates(agent_id, ids, filters)
         best_lexical = max(lexical_scores.values(), default=0.0) or 1.0
         scored = []
-        for pk, importance, created_at, coverage_of in candidates:
+        for pk, importance, created_at, text_of in candidates:
             lexical_score = lexical_scores.get(pk, 0.0)
             relevance = 0.0
             if lexical_score > 0 and terms:
-                coverage = coverage_of() / len(terms)
-                relevance = 0.8 * coverage + 0.2 * (lexical_score / best_lexical)
+                count = matched.get(pk)
+                if count is None and matcher is not None and text_of is not None:
+                    count = len(matcher(text_of()))
+                relevance = 0.8 * (count or 0) / len(terms)
+                relevance += 0.2 * (lexical_score / best_lexical)
             age_days = max((now - created_at).total_seconds(), 0) / 86400
             recency = math.pow(0.5, age_days / RECENCY_HALF_LIFE_DAYS)
             weighted = RELEVANCE_WEIGHT * relevance + IMPORTANCE_WEIGHT * importance
@@ -648,8 +655,11 @@ class EmbeddedStore:
 
     @staticmethod
     def _orm_candidates(
-        agent_id: str, ids: set[int], terms: list[str], filters: dict[str, Any]
-    ) -> list[tuple[int, float, dt.datetime, Callable[[], int]]]:
+        agent_id: str, ids: set[int], filters: dict[str, Any]
+    ) -> list[tuple[int, float, dt.datetime, Callable[[], str] | None]]:
+        """``(pk, importance, created_at, indexed text)`` of the live candidates in the
+        namespace, through the ORM (PostgreSQL; ``include_summaries=false`` drops the
+        automatic session summaries)."""
         fields = ("pk", "agent_id", "content", "tags", "metadata", "importance", "created_at")
         rows = (
             EmbeddedStore._live(Memory.objects.filter(pk__in=ids)).order_by().values_list(*fields)
@@ -663,28 +673,25 @@ class EmbeddedStore:
                 for row in candidates
                 if not is_auto_summary({"tags": row[3], "metadata": row[4]})
             ]
-        matched_terms = lexical.term_matcher(terms)
-
-        def coverage_of(content: str, tags: list[str], metadata: dict[str, Any]) -> int:
-            text = lexical.index_text(content=content, tags=tags, metadata=metadata)
-            return len(matched_terms(text))
-
         return [
-            (pk, importance, created_at, functools.partial(coverage_of, content, tags, metadata))
+            (
+                pk,
+                importance,
+                created_at,
+                functools.partial(
+                    lexical.index_text, content=content, tags=tags, metadata=metadata
+                ),
+            )
             for pk, _agent, content, tags, metadata, importance, created_at in candidates
         ]
 
     @staticmethod
     def _sqlite_candidates(
-        agent_id: str, ids: set[int], terms: list[str], now: dt.datetime
-    ) -> list[tuple[int, float, dt.datetime, Callable[[], int]]]:
-        """The candidates' ranking inputs in one raw query, their words from ``memory_fts``.
-
-        The index holds each memory's ``index_text``, lower-cased and split into
-        ``TOKEN_RE`` words, each behind the namespace's prefix (``lexical.scoped_text``);
-        a term matches where a word starts with its stem, exactly as
-        ``lexical.term_matcher`` finds it in the text (see ``lexical.indexed_matcher``).
-        """
+        agent_id: str, ids: set[int], now: dt.datetime
+    ) -> list[tuple[int, float, dt.datetime, Callable[[], str] | None]]:
+        """The live candidates' ranking inputs in one raw query, as ``_orm_candidates``
+        gives them but without the text: on SQLite the index itself counts the terms
+        each candidate matches (``lexical.lexical_candidates``)."""
         if not ids:
             return []
         # The ids are this database's own integer keys, written into the statement: 220
@@ -692,18 +699,19 @@ class EmbeddedStore:
         # to quote them for the log).
         listed = ", ".join(str(int(pk)) for pk in ids)
         sql = (
-            "SELECT m.id, m.agent_id, m.importance, m.created_at, f.body "  # noqa: S608
-            "FROM memory_memory m LEFT JOIN memory_fts f ON f.rowid = m.id "
-            f"WHERE m.id IN ({listed}) AND (m.expires_at IS NULL OR m.expires_at > %s)"
+            # created_at as text (an expression has no declared type): the driver's
+            # converter would parse each row's twice as slowly as fromisoformat.
+            "SELECT id, agent_id, importance, CAST(created_at AS TEXT) "  # noqa: S608
+            "FROM memory_memory "
+            f"WHERE id IN ({listed}) AND (expires_at IS NULL OR expires_at > %s)"
         )
         params = [connection.ops.adapt_datetimefield_value(now)]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-        matched = lexical.indexed_matcher(agent_id, terms)
         return [
-            (pk, importance, _sqlite_datetime(created_at), functools.partial(matched, body or ""))
-            for pk, row_agent, importance, created_at, body in rows
+            (pk, importance, _sqlite_datetime(created_at), None)
+            for pk, row_agent, importance, created_at in rows
             if row_agent == agent_id
         ]
 
@@ -715,9 +723,15 @@ class EmbeddedStore:
         ranked = self._rank(agent_id=agent_id, query=query, top_k=top_k, filters=filters)
         if ranked:
             now = timezone.now()
-            Memory.objects.filter(pk__in=[m.pk for m, _ in ranked]).update(
-                access_count=F("access_count") + 1, last_accessed_at=now
-            )
+            # The statement ``filter(pk__in=...).update(access_count=F(...) + 1, ...)``
+            # compiles to, written out once (the ids are this database's integers).
+            listed = ", ".join(str(int(m.pk)) for m, _ in ranked)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {Memory._meta.db_table} SET access_count = access_count + 1, "  # noqa: S608
+                    f"last_accessed_at = %s WHERE id IN ({listed})",
+                    [connection.ops.adapt_datetimefield_value(now)],
+                )
             for memory, _ in ranked:
                 memory.access_count += 1
                 memory.last_accessed_at = now

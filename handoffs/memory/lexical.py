@@ -8,8 +8,13 @@ handoff even when its prose never says so. The index is created by migration
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import heapq
+import itertools
+import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -106,9 +111,11 @@ def lexical_candidates(
     terms: list[str],
     base_sql: tuple[str, tuple] | None,
     limit: int = CANDIDATES,
-) -> list[tuple[int, float]]:
-    """Best lexical matches as ``(pk, score)`` with higher scores better.
+) -> list[tuple[int, float, int | None]]:
+    """Best lexical matches as ``(pk, score, matched)``, best first, higher scores better.
 
+    ``matched`` is how many of ``terms`` the memory matches, counted by the SQLite index
+    itself (``None`` on PostgreSQL: the caller counts with ``term_matcher``).
     ``base_sql`` is an optional ``SELECT id ...`` restricting the candidates (filters).
     """
     if not terms:
@@ -118,27 +125,133 @@ def lexical_candidates(
     return _sqlite_candidates(agent_id=agent_id, terms=terms, base_sql=base_sql, limit=limit)
 
 
+def match_phrases(agent_id: str, terms: list[str]) -> list[str]:
+    """One FTS5 ``MATCH`` expression per term: the term behind the namespace prefix."""
+    prefix = namespace_prefix(agent_id)
+    return ['body:"{}{}"'.format(prefix, term.replace('"', "")) for term in terms]
+
+
 def _sqlite_candidates(
     *, agent_id: str, terms: list[str], base_sql: tuple[str, tuple] | None, limit: int
-) -> list[tuple[int, float]]:
-    prefix = namespace_prefix(agent_id)
-    match = " OR ".join('body:"{}{}"'.format(prefix, term.replace('"', "")) for term in terms)
-    sql = "SELECT rowid, bm25(memory_fts, 0.0, 1.0) FROM memory_fts WHERE memory_fts MATCH %s"
-    params: list[Any] = [match]
+) -> list[tuple[int, float, int]]:
+    """The ``limit`` memories matching the most terms, then the rarest ones.
+
+    One statement reads each term's matches (rowids only, one ``MATCH`` per term) and
+    the namespace's size; the score is BM25 with ``k1 = 0``: the sum of the matched
+    terms' IDF, ``ln(1 + (N - n + 0.5) / (n + 0.5))`` with ``N`` the namespace's
+    memories and ``n`` those matching the term (no term frequency, no length
+    normalisation: memories are short and the ranking weighs coverage first). FTS5's
+    ``bm25()`` over an ``OR`` of common words scored every one of thousands of matches
+    to keep 200 and was most of a recall's time; reading rowids costs a fraction.
+    """
+    ids = "rowid"
+    params: list[Any] = []
+    sql = ""
     if base_sql is not None:
-        sql += f" AND rowid IN ({base_sql[0]})"
+        # Read once for the statement (a list built once, not a plan that drives FTS5
+        # one rowid at a time). The filters decide which memories compete, not the
+        # terms' statistics: a memory left out comes back negated.
+        sql = f"WITH allowed(id) AS ({base_sql[0]}) "
+        ids = "CASE WHEN rowid IN allowed THEN rowid ELSE -rowid END"
         params.extend(base_sql[1])
-    sql += " ORDER BY 2 LIMIT %s"
-    params.append(limit)
+    matches = f"SELECT group_concat({ids}) FROM memory_fts WHERE memory_fts MATCH %s"  # noqa: S608
+    sql += "SELECT (SELECT count(*) FROM memory_memory WHERE agent_id = %s), "
+    sql += ", ".join(f"({matches})" for _ in terms)
+    params.append(agent_id)
+    params.extend(match_phrases(agent_id, terms))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        # bm25() is negative, lower is better: flip it so higher is better.
-        return [(pk, -score) for pk, score in cursor.fetchall()]
+        total, *concatenated = cursor.fetchone()
+    return best_matches(concatenated, total, limit, left_out=base_sql is not None)
+
+
+def idf(total: int, matching: int) -> float:
+    """BM25's inverse document frequency of a term ``matching`` of ``total`` memories."""
+    total = max(total, matching)
+    return math.log(1 + (total - matching + 0.5) / (matching + 0.5))
+
+
+# Up to this many sets of terms, the memories on the cut are scored a set at a time.
+_MAX_TERM_SETS = 64
+
+
+def best_matches(
+    concatenated: list[str | None], total: int, limit: int, *, left_out: bool = False
+) -> list[tuple[int, float, int]]:
+    """``(pk, score, matched)`` of the ``limit`` best memories matching some term: most
+    terms matched first, then the highest sum of the matched terms' ``idf``, then the
+    newest (highest pk).
+
+    ``concatenated`` holds each term's matching pks as ``group_concat`` gives them
+    (``"3,5,8"``; ``None`` for none); they stay strings until the best are chosen (the
+    conversion of thousands of them cost more than the counting). With ``left_out``,
+    the pks of memories the filters leave out come negated: they don't compete, but
+    count in their terms' ``idf`` like every other match.
+    """
+    lists = [pks.split(",") if pks else [] for pks in concatenated]
+    weights = [idf(total, len(pks)) for pks in lists]
+    if left_out:
+        lists = [[pk for pk in pks if not pk.startswith("-")] for pks in lists]
+    matched: Counter[str] = Counter()
+    for pks in lists:
+        matched.update(pks)
+    if not matched:
+        return []
+    # Most terms first; the memories matching as many terms as the limit-th one are on
+    # the cut (often thousands of them): only those need their scores compared.
+    ranked = sorted(matched, key=matched.__getitem__, reverse=True)
+    cut = matched[ranked[min(limit, len(ranked)) - 1]]
+
+    def fewer(pk: str) -> int:
+        return -matched[pk]
+
+    above = bisect.bisect_left(ranked, -cut, key=fewer)
+    on_cut = ranked[above : bisect.bisect_right(ranked, -cut, key=fewer)]
+    sets = [frozenset(pks) for pks in lists]
+
+    def score(pk: str) -> float:
+        return sum(w for pks, w in zip(sets, weights, strict=True) if pk in pks)
+
+    best = sorted(((matched[pk], score(pk), int(pk)) for pk in ranked[:above]), reverse=True)
+    best.extend(
+        (cut, value, pk)
+        for value, pk in _best_on_cut(on_cut, cut, sets, weights, score, limit - above)
+    )
+    return [(pk, value, count) for count, value, pk in best]
+
+
+def _best_on_cut(
+    pks: list[str],
+    count: int,
+    sets: list[frozenset[str]],
+    weights: list[float],
+    score: Callable[[str], float],
+    room: int,
+) -> list[tuple[float, int]]:
+    """The ``room`` best ``(score, pk)`` of ``pks``, memories matching ``count`` terms
+    each: a memory's score is that of its set of terms, so with few possible sets each
+    set's memories come out of set intersections instead of a sum per memory."""
+    if len(pks) <= room or math.comb(len(sets), count) > _MAX_TERM_SETS:
+        return heapq.nlargest(room, ((score(pk), int(pk)) for pk in pks))
+    remaining = set(pks)
+    groups: dict[float, list[str]] = {}
+    for combination in itertools.combinations(range(len(sets)), count):
+        members = remaining.intersection(*(sets[t] for t in combination))
+        if members:
+            value = sum(weights[t] for t in combination)
+            groups.setdefault(value, []).extend(members)
+    best: list[tuple[float, int]] = []
+    for value in sorted(groups, reverse=True):
+        members = heapq.nlargest(room - len(best), map(int, groups[value]))
+        best.extend((value, pk) for pk in members)
+        if len(best) >= room:
+            break
+    return best
 
 
 def _postgres_candidates(
     *, agent_id: str, terms: list[str], base_sql: tuple[str, tuple] | None, limit: int
-) -> list[tuple[int, float]]:
+) -> list[tuple[int, float, None]]:
     tsquery = " | ".join(terms)
     sql = (
         "SELECT m.id, ts_rank_cd(m.search, q) FROM memory_memory m, "
@@ -152,7 +265,7 @@ def _postgres_candidates(
     params.append(limit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [(pk, float(score)) for pk, score in cursor.fetchall()]
+        return [(pk, float(score), None) for pk, score in cursor.fetchall()]
 
 
 def term_matcher(terms: list[str]) -> Callable[[str], set[str]]:
@@ -178,26 +291,6 @@ def term_matcher(terms: list[str]) -> Callable[[str], set[str]]:
 
 def _stem(term: str) -> str:
     return term if len(term) <= 4 else term[: max(4, len(term) - 2)]
-
-
-def indexed_matcher(agent_id: str, terms: list[str]) -> Callable[[str], int]:
-    """How many of ``terms`` match a memory, counted on its SQLite index body.
-
-    The body is ``scoped_text``: the memory's ``index_text``, lower-cased, as
-    ``TOKEN_RE`` words, each behind the namespace prefix. ``term_matcher`` counts a
-    term where its stem starts at a word start of the lower-cased text; a stem is made
-    of word characters only, so such a match is a ``TOKEN_RE`` word that starts with
-    the stem: the same count, read with one substring test per term instead of a
-    regular expression over the text (and without decoding the row's JSON).
-    """
-    prefix = " " + namespace_prefix(agent_id)
-    needles = [" " + _stem(term) for term in terms]
-
-    def count(body: str) -> int:
-        words = (" " + body).replace(prefix, " ")
-        return sum(1 for needle in needles if needle in words)
-
-    return count
 
 
 def matched_terms(text: str, terms: list[str]) -> set[str]:

@@ -295,11 +295,11 @@ def test_queries_without_words_fall_back_to_importance(store):
     assert set(ids(quoted)) == {high, low}
 
 
-def test_sqlite_recall_reads_the_index_and_ranks_exactly_as_the_orm_path(store):
-    """SQLite ranks from one raw query and the words in ``memory_fts``; the ORM path
-    (PostgreSQL, ``include_summaries=false``) decodes every row and runs the regex.
-    Same candidates, same scores, same order, on text the two could read apart:
-    stems, Unicode case folding, words glued by ``_``, tags and metadata words."""
+def test_sqlite_recall_ranks_exactly_as_the_orm_path(store):
+    """SQLite ranks from one raw query and the index's own term counts; the ORM path
+    (PostgreSQL, ``include_summaries=false``) decodes every row. Same candidates, same
+    scores, same order, on text the two could read apart: stems, Unicode case folding,
+    words glued by ``_``, tags and metadata words."""
     seed(store)
     texts = [
         "Refunds for the Straße_Ünïon account are charged twice",
@@ -319,18 +319,115 @@ def test_sqlite_recall_reads_the_index_and_ranks_exactly_as_the_orm_path(store):
 
     queries = ["refund charged", "happiness", "Straße union", "istanbul charging", "billing charge"]
     for query in queries:
-        terms = lexical.query_terms(query)
         ids_all = set(Memory.objects.values_list("pk", flat=True))
-        orm = EmbeddedStore._orm_candidates(AGENT, ids_all, terms, {})
-        orm_rows = sorted((pk, imp, created, cov()) for pk, imp, created, cov in orm)
+        orm = EmbeddedStore._orm_candidates(AGENT, ids_all, {})
+        orm_rows = sorted(row[:3] for row in orm)
         if connection.vendor == "sqlite":
-            fast = EmbeddedStore._sqlite_candidates(AGENT, ids_all, terms, timezone.now())
-            fast_rows = sorted((pk, imp, created, cov()) for pk, imp, created, cov in fast)
-            assert fast_rows == orm_rows, query
-        assert any(row[3] for row in orm_rows), query  # the queries do match something
+            fast = EmbeddedStore._sqlite_candidates(AGENT, ids_all, timezone.now())
+            assert sorted(row[:3] for row in fast) == orm_rows, query
         assert Memory.objects.get(uid=gone).pk not in {row[0] for row in orm_rows}
         ranked = store.recall(agent_id=AGENT, query=query, top_k=10)
+        if connection.vendor == "sqlite":  # FTS5 folds diacritics, PostgreSQL's english not
+            assert ranked["memories"][0]["score"] > 0, query  # the queries match something
         kept = store.recall(agent_id=AGENT, query=query, top_k=10, include_summaries=False)
         assert [(h["memory"]["id"], h["rank_score"]) for h in ranked["memories"]] == [
             (h["memory"]["id"], h["rank_score"]) for h in kept["memories"]
         ], query
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+def test_sqlite_index_counts_the_terms_each_memory_matches(store):
+    """On SQLite the terms a memory matches are the index's: Porter stems, case and
+    diacritics folded, words split at ``_``, tags and metadata words included."""
+    folded = put(store, "Refunds for the Straße_Ünïon account", tags=["vip"])
+    stemmed = put(store, "CHARGING issues, happiness low", metadata={"type": "handoff"})
+    other = put(store, "refund charged happy union", agent_id="user-other")
+    pks = dict(Memory.objects.values_list("uid", "pk"))
+    terms = lexical.query_terms("refund union charged happy vip handoff nothing")
+    hits = lexical.lexical_candidates(agent_id=AGENT, terms=terms, base_sql=None)
+    counted = {pk: count for pk, _score, count in hits}
+    assert counted == {pks[folded]: 3, pks[stemmed]: 3}  # refund union vip / charg happi handoff
+    assert pks[other] not in counted
+    # Every score is the sum of the matched terms' IDF: positive, equal counts here.
+    assert all(score > 0 for _pk, score, _count in hits)
+
+
+def test_best_matches_most_terms_first_then_rarest_then_newest():
+    """``best_matches``: memories matching more terms first; among those matching as
+    many, the one matching rarer terms (higher IDF); then the newest; cut at limit."""
+
+    def concat(pks: list[int]) -> str:
+        return ",".join(map(str, pks))
+
+    common = [1, 2, 3, 4, 5, 6, 7, 8, 11]  # a term 9 of 11 memories match
+    rare = [9, 10, 11]
+    both = [4, 9]
+    lists = [common, rare, both]
+    idf = [lexical.idf(11, len(pks)) for pks in lists]
+    assert idf[2] > idf[1] > idf[0] > 0  # rarer terms weigh more
+    best = lexical.best_matches([concat(pks) for pks in lists], total=11, limit=5)
+    assert best == [
+        (9, pytest.approx(idf[1] + idf[2]), 2),
+        (4, pytest.approx(idf[0] + idf[2]), 2),
+        (11, pytest.approx(idf[0] + idf[1]), 2),
+        (10, pytest.approx(idf[1]), 1),
+        (8, pytest.approx(idf[0]), 1),  # the newest of 1-8, which tie
+    ]
+    # The cut falls among memories matching as many terms: the best of them, by score
+    # then newest, whichever way they are scored (one set of terms at a time, or each).
+    assert [pk for pk, _s, _c in lexical.best_matches([concat(common)], 11, 3)] == [11, 8, 7]
+    steps = (1, 2, 3, 5, 7, 11, 13, 17, 19)
+    many = [list(range(1, 40, k)) for k in steps]
+    weights = [lexical.idf(40, len(pks)) for pks in many]
+    pairs = list(zip(many, weights, strict=True))
+    reference = sorted(
+        (
+            (pk, sum(w for pks, w in pairs if pk in pks), sum(pk in pks for pks in many))
+            for pk in range(1, 40)
+        ),
+        key=lambda r: (-r[2], -r[1], -r[0]),
+    )
+    for limit in (1, 7, 20, 39, 50):
+        assert lexical.best_matches([concat(p) for p in many], 40, limit) == reference[:limit]
+    assert lexical.best_matches([None, ""], total=3, limit=5) == []
+    # Memories the filters leave out come negated: they don't compete, but count in
+    # their terms' statistics.
+    filtered = lexical.best_matches(["1,-2,-3", "-3,4"], total=10, limit=5, left_out=True)
+    assert filtered == [
+        (4, pytest.approx(lexical.idf(10, 2)), 1),
+        (1, pytest.approx(lexical.idf(10, 3)), 1),
+    ]
+
+
+def test_rarer_word_breaks_ties_between_equal_matches(store):
+    """Two memories matching one word each, as important and as old: the one matching
+    the word few memories have ranks first; one matching both ranks above both."""
+    for i in range(8):
+        put(store, f"invoice copy sent {i}", importance=0.5)
+    common = put(store, "invoice resent", importance=0.5)
+    rare = put(store, "dispute opened", importance=0.5)
+    both = put(store, "dispute about the invoice", importance=0.5)
+    when = timezone.now() - dt.timedelta(days=1)
+    Memory.objects.update(created_at=when)
+    top = ids(store.recall(agent_id=AGENT, query="invoice dispute", top_k=3))
+    assert top[:2] == [both, rare]
+    assert common in [*top, *ids(store.search(agent_id=AGENT, query="invoice", top_k=20))]
+    body = store.search(agent_id=AGENT, query="invoice dispute", top_k=20)
+    order = ids(body)
+    assert order.index(rare) < order.index(common)
+
+
+def test_the_candidate_cut_keeps_memories_matching_most_terms(store, monkeypatch):
+    """Only ``CANDIDATES`` lexical matches are ranked: with many memories matching one
+    common word, the old one matching every word must still be among them."""
+    monkeypatch.setattr(lexical, "CANDIDATES", 10)
+    monkeypatch.setattr(lexical.lexical_candidates, "__kwdefaults__", {"limit": 10})
+    full = put(store, "refund for the duplicate charge", importance=0.3)
+    age(full, 20)
+    store.store_batch(
+        agent_id=AGENT,
+        memories=[{"content": f"refund note {i}", "importance": 0.3} for i in range(30)],
+    )
+    top = store.recall(agent_id=AGENT, query="refund duplicate charge", top_k=1)
+    assert ids(top) == [full]
+    assert top["memories"][0]["score"] == 1.0
