@@ -189,3 +189,28 @@ def test_demo_refuses_a_port_something_already_listens_on(db):
         with pytest.raises(CommandError, match=rf"127.0.0.1:{port} is already in use.*PORT="):
             call_command("demo", "--port", str(port))
     assert not Bot.objects.exists()  # nothing seeded
+
+
+def test_stopping_the_demo_stops_children_that_ignore_sigint():
+    """``make run &`` then ``kill``: a shell starts background jobs with SIGINT ignored and
+    the demo's console, bot and worker inherit that, so they are stopped with SIGTERM."""
+    import signal
+    import time
+
+    from handoffs.management.commands.demo import stop_children
+
+    child = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE) for _ in range(3)
+    ]
+    for process in processes:
+        assert process.stdout.readline() == b"ready\n"
+    started = time.monotonic()
+    stop_children(processes, timeout=5)
+    assert all(p.returncode == -signal.SIGTERM for p in processes)
+    assert time.monotonic() - started < 4  # none of them needed the SIGKILL

@@ -23,6 +23,20 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def stop_children(processes: list[subprocess.Popen], timeout: float = 10) -> None:
+    """Stop the demo's console, bot and worker, newest first: SIGTERM (each stops cleanly
+    on it), then SIGKILL after ``timeout``. Not SIGINT: a demo started in the background
+    by a shell (``make run &``) has SIGINT ignored, and its children inherit that."""
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
         # As Daphne binds: a port left in TIME_WAIT by the last run is free, a listener isn't.
@@ -135,13 +149,7 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            for process in reversed(processes):
-                if process.poll() is None:
-                    process.send_signal(signal.SIGINT)
-                    try:
-                        process.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
+            stop_children(processes)
 
     def _wait_ready(self, base, server):
         deadline = time.monotonic() + 30
