@@ -63,20 +63,23 @@ def _order(rows: list[Handoff]) -> list[Handoff]:
 def _shared_rows(agent: Agent, seq: int, team_ids: list[int] | None = None) -> str:
     """The team part of a queue, rendered once per (team set, queue change);
     ``team_ids``: ``served_team_ids(agent)`` when the caller has them."""
-    if rights.sees_every_queue(agent):
+    every = rights.sees_every_queue(agent)
+    if every:
         key: tuple = ("all",)
-        query = Handoff.objects.filter(status=Status.WAITING, team__isnull=False)
     else:
         team_ids = tuple(sorted(rights.served_team_ids(agent) if team_ids is None else team_ids))
         key = ("teams", team_ids)
-        query = Handoff.objects.filter(
-            status=Status.WAITING, team_id__in=team_ids, assigned_to=None
-        )
     with _lock:
         hit = _memo.get(key)
         if hit is not None and hit[0] == seq and seq >= 0 and time.monotonic() - hit[2] < MEMO_SECS:
             _memo.move_to_end(key)
             return hit[1]
+    # Built only on a miss: a queryset's filters cost more than the memo's lookup.
+    query = (
+        Handoff.objects.filter(status=Status.WAITING, team__isnull=False)
+        if every
+        else Handoff.objects.filter(status=Status.WAITING, team_id__in=team_ids, assigned_to=None)
+    )
     rows = _order(list(query.select_related("team", "assigned_to__user")))
     html = "".join(
         render_to_string("handoffs/desk/queue.html#queue-row", {"handoff": h}) for h in rows
