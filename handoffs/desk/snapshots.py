@@ -25,6 +25,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from ..access import agents as rights
+from ..compiled import Compiled
 from ..models import Agent, Handoff, Message, Status
 from ..realtime import broadcast, queue_log
 from . import selectors
@@ -102,10 +103,7 @@ def own_rows_many(agents: list[Agent]) -> dict[int, str]:
     pks = [a.pk for a in agents if not rights.sees_every_queue(a)]
     per_agent: dict[int, list[Handoff]] = {a.pk: [] for a in agents}
     if pks:
-        rows = Handoff.objects.filter(
-            status=Status.WAITING, team__isnull=False, assigned_to__in=pks
-        ).select_related("team", "assigned_to__user")
-        for hop in rows:
+        for hop in _assigned_rows(pks):
             per_agent[hop.assigned_to_id].append(hop)
     return {
         pk: "".join(
@@ -114,6 +112,14 @@ def own_rows_many(agents: list[Agent]) -> dict[int, str]:
         )
         for pk, hops in per_agent.items()
     }
+
+
+# Compiled once (``handoffs.compiled``): a batch of connects runs it with its own agents.
+_assigned_rows = Compiled(
+    lambda agent_ids: Handoff.objects.filter(
+        status=Status.WAITING, team__isnull=False, assigned_to__in=agent_ids
+    ).select_related("team", "assigned_to__user")
+)
 
 
 class Batch:
