@@ -20,6 +20,7 @@ parameters, goes through the ORM as usual.
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -39,7 +40,8 @@ class _Shape:
     compiler: Any  # SQLCompiler after as_sql(): its select, klass_info, col_count are set
     sql: str
     params: tuple
-    slots: list[tuple[int, int, int]]  # (position in params, list, index in that list)
+    # (position in params, list, index in that list or None: the whole list)
+    slots: list[tuple[int, int, int | None]]
 
 
 class _Query:
@@ -65,6 +67,48 @@ class _QuerySet:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._queryset, name)
+
+
+_PLACEHOLDER = re.compile(r"%%|%s")
+
+
+def _as_arrays(sql: str, params: list, slots: list) -> tuple[str, list, list]:
+    """PostgreSQL: each stand-in ``IN (%s, ..., %s)`` becomes ``= ANY(%s)`` with the list
+    as one array parameter. The SQL then has a handful of parameters whatever the batch's
+    size, so psycopg parses it once (it caches statements of up to 50 parameters) and
+    quotes one array instead of each id. A list found anywhere else stays as it is."""
+    owner = {position: k for position, k, _i in slots}
+    marks = [m for m in _PLACEHOLDER.finditer(sql) if m.group() == "%s"]
+    if len(marks) != len(params):
+        return sql, params, slots
+    pieces, new_params, new_slots, cursor, j = [], [], [], 0, 0
+    while j < len(marks):
+        k = owner.get(j)
+        end = j
+        while end + 1 < len(marks) and owner.get(end + 1) == k and k is not None:
+            if sql[marks[end].end() : marks[end + 1].start()] != ", ":
+                break
+            end += 1
+        start = marks[j].start() - len("IN (")
+        if (
+            k is not None
+            and sql[start : marks[j].start()] == "IN ("
+            and sql[marks[end].end() : marks[end].end() + 1] == ")"
+        ):
+            pieces.append(sql[cursor:start] + "= ANY(%s)")
+            cursor = marks[end].end() + 1
+            new_slots.append((len(new_params), k, None))
+            new_params.append(None)
+            j = end + 1
+            continue
+        pieces.append(sql[cursor : marks[j].end()])
+        cursor = marks[j].end()
+        if k is not None:
+            new_slots.append((len(new_params), k, next(i for p, _k, i in slots if p == j)))
+        new_params.append(params[j])
+        j += 1
+    pieces.append(sql[cursor:])
+    return "".join(pieces), new_params, new_slots
 
 
 def _bucket(length: int) -> int:
@@ -116,13 +160,15 @@ class Compiled:
         ]
         if {(k, i) for _position, k, i in slots} != set(where.values()):
             return None
+        if compiler.connection.vendor == "postgresql":
+            sql, params, slots = _as_arrays(sql, list(params), slots)
         return _Shape(queryset, compiler, sql, tuple(params), slots)
 
     def _run(self, shape: _Shape, lists: list[list[int]]) -> list:
         params = list(shape.params)
         for position, k, i in shape.slots:
             ids = lists[k]
-            params[position] = ids[min(i, len(ids) - 1)]
+            params[position] = ids if i is None else ids[min(i, len(ids) - 1)]
         compiler = copy.copy(shape.compiler)
         compiler.connection = connections[shape.queryset.db]  # this thread's
         ready = (shape.sql, tuple(params))

@@ -45,6 +45,10 @@ def test_each_list_size_and_constant_gives_the_orms_rows_and_compiles_once_per_s
             _teams_with_counts(picked, slug_prefix="extra")
         )
     assert len(compiled._shapes) == 2 * 4  # sizes 1, 2, 4, 8 without and with the prefix
+    if connection.vendor == "postgresql":  # one array parameter, whatever the list's size
+        for shape in compiled._shapes.values():
+            assert "= ANY(%s)" in shape.sql and " IN (" not in shape.sql
+            assert len(shape.params) == shape.sql.count("%s") == 2  # the ids, the prefix
     # Repeated ids mean what they mean in an IN list; an empty list goes through the ORM.
     assert compiled([ids[2], ids[0], ids[2]]) == list(_teams_with_counts([ids[0], ids[2]]))
     assert compiled([]) == [] and len(compiled._shapes) == 8
