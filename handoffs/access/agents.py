@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from django.db.models import Max, Q
 
+from ..compiled import Compiled
 from ..models import Agent, Handoff, Message, Status, Team
 
 CLOSED = (Status.RESOLVED, Status.TRANSFERRED, Status.HANDED_BACK)
@@ -66,16 +67,12 @@ def served_teams_many(agents: list[Agent]) -> dict[int, list[tuple[int, str]]]:
     (their own teams, plus the default queue while no plain agent is a member of it)."""
     if not agents:
         return {}
-    memberships = list(
-        Team.agents.through.objects.filter(agent_id__in=[a.pk for a in agents]).values_list(
-            "agent_id", "team_id"
-        )
-    )
+    memberships = _memberships([a.pk for a in agents])
     teams = {
         pk: (slug, is_default and not has_agents)
-        for pk, slug, is_default, has_agents in Team.objects.with_has_agents()
-        .filter(Q(pk__in={t for _a, t in memberships}) | Q(is_default=True, has_agents=False))
-        .values_list("pk", "slug", "is_default", "has_agents")
+        for pk, slug, is_default, has_agents in _teams_or_default(
+            sorted({t for _a, t in memberships})
+        )
     }
     fallback = [pk for pk, (_slug, open_to_all) in teams.items() if open_to_all]
     own: dict[int, set[int]] = {a.pk: set() for a in agents}
@@ -85,6 +82,21 @@ def served_teams_many(agents: list[Agent]) -> dict[int, list[tuple[int, str]]]:
         pk: [(t, teams[t][0]) for t in sorted(team_ids | set(fallback)) if t in teams]
         for pk, team_ids in own.items()
     }
+
+
+# Compiled once (``handoffs.compiled``): a batch of connects runs them with its own ids.
+_memberships = Compiled(
+    lambda agent_ids: Team.agents.through.objects.filter(agent_id__in=agent_ids).values_list(
+        "agent_id", "team_id"
+    )
+)
+_teams_or_default = Compiled(
+    lambda team_ids: (
+        Team.objects.with_has_agents()
+        .filter(Q(pk__in=team_ids) | Q(is_default=True, has_agents=False))
+        .values_list("pk", "slug", "is_default", "has_agents")
+    )
+)
 
 
 def serves_team(agent: Agent, team_id: int | None) -> bool:

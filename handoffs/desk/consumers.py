@@ -80,7 +80,8 @@ _open_batch = batching.GroupCommit(_open_many)
 
 
 async def join_groups(layer, groups: list[str], channel: str) -> None:
-    """``group_add`` for each group, in one Redis round trip where the layer can."""
+    """``group_add`` for each group; on Redis, in one script call shared with the other
+    sockets joining at the same moment (``PooledRedisChannelLayer.group_add_many``)."""
     if hasattr(layer, "group_add_many"):
         await layer.group_add_many(groups, channel)
     else:

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from ..access import agents as rights
+from ..compiled import Compiled
 from ..models import Agent, Handoff, Message, Status
 from ..realtime import broadcast, queue_log
 from . import selectors
@@ -63,20 +64,23 @@ def _order(rows: list[Handoff]) -> list[Handoff]:
 def _shared_rows(agent: Agent, seq: int, team_ids: list[int] | None = None) -> str:
     """The team part of a queue, rendered once per (team set, queue change);
     ``team_ids``: ``served_team_ids(agent)`` when the caller has them."""
-    if rights.sees_every_queue(agent):
+    every = rights.sees_every_queue(agent)
+    if every:
         key: tuple = ("all",)
-        query = Handoff.objects.filter(status=Status.WAITING, team__isnull=False)
     else:
         team_ids = tuple(sorted(rights.served_team_ids(agent) if team_ids is None else team_ids))
         key = ("teams", team_ids)
-        query = Handoff.objects.filter(
-            status=Status.WAITING, team_id__in=team_ids, assigned_to=None
-        )
     with _lock:
         hit = _memo.get(key)
         if hit is not None and hit[0] == seq and seq >= 0 and time.monotonic() - hit[2] < MEMO_SECS:
             _memo.move_to_end(key)
             return hit[1]
+    # Built only on a miss: a queryset's filters cost more than the memo's lookup.
+    query = (
+        Handoff.objects.filter(status=Status.WAITING, team__isnull=False)
+        if every
+        else Handoff.objects.filter(status=Status.WAITING, team_id__in=team_ids, assigned_to=None)
+    )
     rows = _order(list(query.select_related("team", "assigned_to__user")))
     html = "".join(
         render_to_string("handoffs/desk/queue.html#queue-row", {"handoff": h}) for h in rows
@@ -99,10 +103,7 @@ def own_rows_many(agents: list[Agent]) -> dict[int, str]:
     pks = [a.pk for a in agents if not rights.sees_every_queue(a)]
     per_agent: dict[int, list[Handoff]] = {a.pk: [] for a in agents}
     if pks:
-        rows = Handoff.objects.filter(
-            status=Status.WAITING, team__isnull=False, assigned_to__in=pks
-        ).select_related("team", "assigned_to__user")
-        for hop in rows:
+        for hop in _assigned_rows(pks):
             per_agent[hop.assigned_to_id].append(hop)
     return {
         pk: "".join(
@@ -111,6 +112,14 @@ def own_rows_many(agents: list[Agent]) -> dict[int, str]:
         )
         for pk, hops in per_agent.items()
     }
+
+
+# Compiled once (``handoffs.compiled``): a batch of connects runs it with its own agents.
+_assigned_rows = Compiled(
+    lambda agent_ids: Handoff.objects.filter(
+        status=Status.WAITING, team__isnull=False, assigned_to__in=agent_ids
+    ).select_related("team", "assigned_to__user")
+)
 
 
 class Batch:

@@ -50,6 +50,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ..compiled import Compiled
 from ..models import (
     Agent,
     Event,
@@ -494,14 +495,16 @@ def set_presence_many(*, agents: list[Agent], presence: str, actor: str | None =
             for agent in changed:
                 withdraw_agent_offers(agent=agent, why=f"went {presence}")
         if changed:
-            dispatch_on_commit(
-                team_ids=set(
-                    Team.agents.through.objects.filter(
-                        agent_id__in=[a.pk for a in changed], team__routing_mode=OFFER
-                    ).values_list("team_id", flat=True)
-                )
-            )
+            dispatch_on_commit(team_ids=set(_offer_teams_of([a.pk for a in changed])))
     return changed
+
+
+# Compiled once (``handoffs.compiled``): every batch of connects runs it with its agents.
+_offer_teams_of = Compiled(
+    lambda agent_ids: Team.agents.through.objects.filter(
+        agent_id__in=agent_ids, team__routing_mode=OFFER
+    ).values_list("team_id", flat=True)
+)
 
 
 # ---------------------------------------------------------------- the worker's pass

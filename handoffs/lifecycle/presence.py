@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from ..compiled import Compiled
 from ..models import Agent, Event, Presence, Role, Team
 from ..realtime import broadcast
 from .errors import HandoffError
@@ -79,13 +80,7 @@ def agents_set_presence(*, agents: list[Agent], presence: str, actor: str | None
                 agent.shift_ended_at = None
         # Rows locked in one order (no deadlock with another batch), then the ones that
         # change: the conditional UPDATE of the single write, for many rows.
-        changing = list(
-            Agent.objects.select_for_update()
-            .filter(pk__in=list(by_pk))
-            .exclude(presence=presence)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        changing = _lock_changing(list(by_pk), presence=presence)
         if not changing:
             return []
         Agent.objects.filter(pk__in=changing).update(
@@ -105,6 +100,18 @@ def agents_set_presence(*, agents: list[Agent], presence: str, actor: str | None
         # One ring for the batch: the floor re-reads every agent's presence.
         broadcast.presence_changed_on_commit(agent_id=changed[0].pk)
     return changed
+
+
+# Compiled once (``handoffs.compiled``): every batch of connects runs it with its agents.
+_lock_changing = Compiled(
+    lambda agent_ids, presence: (
+        Agent.objects.select_for_update()
+        .filter(pk__in=agent_ids)
+        .exclude(presence=presence)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+)
 
 
 def agent_set_alerts(*, agent: Agent, enabled: bool) -> None:

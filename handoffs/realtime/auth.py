@@ -35,6 +35,7 @@ from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionS
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from ..compiled import Compiled
 from . import batching
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -52,13 +53,14 @@ def _load_sessions(sessions: Sequence) -> None:
     ]
     if not stores:
         return
-    rows = dict(
-        stores[0]
-        .model.objects.filter(
-            session_key__in={s.session_key for s in stores}, expire_date__gt=timezone.now()
+    now = timezone.now()
+    rows = {
+        key: data
+        for key, data, expires in _sessions(
+            sorted({s.session_key for s in stores}), model=stores[0].model
         )
-        .values_list("session_key", "session_data")
-    )
+        if expires > now
+    }
     for store in stores:
         data = rows.get(store.session_key)
         if data is None:
@@ -66,6 +68,23 @@ def _load_sessions(sessions: Sequence) -> None:
             store._session_cache = {}
         else:
             store._session_cache = store.decode(data)
+
+
+# Compiled once (``handoffs.compiled``): a batch of connects runs them with its own keys.
+_sessions = Compiled(
+    lambda keys, model: model.objects.filter(session_key__in=keys).values_list(
+        "session_key", "session_data", "expire_date"
+    )
+)
+
+
+def _agents_of_users(user_ids):
+    from ..models import Agent
+
+    return Agent.objects.select_related("user").filter(user_id__in=user_ids, user__is_active=True)
+
+
+_active_agents = Compiled(_agents_of_users)
 
 
 def _model_backend_user_id(session) -> object:
@@ -80,22 +99,12 @@ def _model_backend_user_id(session) -> object:
 def authenticate_scopes(sessions: Sequence) -> list[tuple[object, object | None]]:
     """``authenticate_scope`` for several sessions: one query for their sessions, one
     for their users with their console profiles."""
-    from ..models import Agent
 
     sessions = [getattr(s, "_wrapped", s) for s in sessions]
     _load_sessions(sessions)
     user_ids = [_model_backend_user_id(s) for s in sessions]
     counts = Counter(uid for uid in user_ids if uid is not None)
-    agents = (
-        {
-            a.user_id: a
-            for a in Agent.objects.select_related("user").filter(
-                user_id__in=list(counts), user__is_active=True
-            )
-        }
-        if counts
-        else {}
-    )
+    agents = {a.user_id: a for a in _active_agents(list(counts))} if counts else {}
     # A user with two sockets in one batch gets a profile object per socket (each
     # consumer keeps and updates its own): the second one is loaded on its own.
     return batching.each(

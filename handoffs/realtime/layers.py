@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable
 from copy import deepcopy
 from typing import Any
@@ -95,6 +96,35 @@ class EmbeddedChannelLayer(InMemoryChannelLayer):
 
 
 # ---------------------------------------------------------------- scale-out (Redis)
+# Adds channels to groups: KEYS are the groups' keys; ARGV is the score (now), the
+# groups' expiry, then for each key the number of its channels and the channels.
+_JOIN_LUA = """
+local now, expiry, at = ARGV[1], ARGV[2], 3
+for i = 1, #KEYS do
+    local count = tonumber(ARGV[at])
+    for j = at + 1, at + count do
+        redis.call('ZADD', KEYS[i], now, ARGV[j])
+    end
+    redis.call('EXPIRE', KEYS[i], expiry)
+    at = at + count + 1
+end
+return #KEYS
+"""
+
+
+class _Joins:
+    """The group joins asked for in one turn of the event loop, sent together."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, list[str]] = {}
+        self.futures: list[asyncio.Future] = []
+
+    def add(self, groups: list[str], channel: str, future: asyncio.Future) -> None:
+        for group in groups:
+            self.members.setdefault(group, []).append(channel)
+        self.futures.append(future)
+
+
 class PooledRedisChannelLayer(RedisChannelLayer):
     """channels-redis on a *blocking*, bounded pool per event loop.
 
@@ -108,22 +138,58 @@ class PooledRedisChannelLayer(RedisChannelLayer):
     the idle connections a Daphne keeps are bounded by the pool, not by its sockets.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._joins: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._sending: set[asyncio.Task] = set()  # strong references while they run
+
     async def group_add_many(self, groups: list[str], channel: str) -> None:
-        """``group_add`` for several groups in one round trip per shard (the stock one
-        makes two per group: ``ZADD`` then ``EXPIRE``)."""
+        """``group_add`` for several groups, joined with every other socket's joins of
+        the same moment: the sockets a batch of connects lets go together (they resume in
+        one turn of the event loop) are added to all their groups by one script call per
+        shard, one reply to parse (the stock layer makes two round trips per group,
+        ``ZADD`` then ``EXPIRE``). A failure (Redis down) is raised to every caller of
+        that call."""
         assert self.require_valid_channel_name(channel), "Channel name not valid"
-        by_shard: dict[int, list[str]] = {}
         for group in groups:
             assert self.require_valid_group_name(group), "Group name not valid"
-            by_shard.setdefault(self.consistent_hash(group), []).append(group)
-        now = time.time()
-        for index, names in by_shard.items():
-            pipe = self.connection(index).pipeline(transaction=False)
-            for group in names:
-                key = self._group_key(group)
-                pipe.zadd(key, {channel: now})
-                pipe.expire(key, self.group_expiry)
-            await pipe.execute()
+        loop = asyncio.get_running_loop()
+        joins = self._joins.get(loop)
+        if joins is None:
+            # Sent once the callbacks already due in this turn of the loop have run.
+            joins = self._joins[loop] = _Joins()
+            task = loop.create_task(self._send_joins(loop, joins))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        future = loop.create_future()
+        joins.add(groups, channel, future)
+        await future
+
+    async def _send_joins(self, loop: asyncio.AbstractEventLoop, joins: _Joins) -> None:
+        if self._joins.get(loop) is joins:
+            del self._joins[loop]
+        by_shard: dict[int, dict[bytes, list[str]]] = {}
+        for group, channels in joins.members.items():
+            shard = by_shard.setdefault(self.consistent_hash(group), {})
+            shard[self._group_key(group)] = channels
+        try:
+            for index, members in by_shard.items():
+                args: list[Any] = [time.time(), self.group_expiry]
+                for channels in members.values():
+                    args += [len(channels), *channels]
+                await self.connection(index).eval(_JOIN_LUA, len(members), *members, *args)
+        except Exception as exc:  # noqa: BLE001 - raised to every socket of the call
+            for future in joins.futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except asyncio.CancelledError:
+            for future in joins.futures:
+                future.cancel()
+            raise
+        for future in joins.futures:
+            if not future.done():
+                future.set_result(None)
 
     async def group_discard_many(self, groups: list[str], channel: str) -> None:
         """``group_discard`` for several groups in one round trip per shard."""
