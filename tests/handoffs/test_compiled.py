@@ -94,8 +94,6 @@ def test_a_build_that_hides_its_ids_goes_through_the_orm(crew):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_shape_compiled_on_one_thread_runs_on_another(crew):
-    if connection.vendor == "sqlite":
-        pytest.skip("the in-memory test database is this thread's own")
     compiled = Compiled(_teams_with_counts)
     ids = [t.pk for t in Team.objects.order_by("pk")[:3]]
     here = compiled(ids)
