@@ -81,8 +81,10 @@
       button.textContent = "Alerts on: sound only";
       button.title = "Desktop notifications are blocked by this browser (site settings); sound still plays. Click to turn alerts off.";
     } else {
-      button.textContent = "Alerts on: sound · allow desktop?";
-      button.title = "The browser hasn't been asked yet: click to allow desktop notifications";
+      // Not answered yet (a dismissed prompt leaves it so): the browser asks again the
+      // next time alerts are turned on. A click here still turns them off.
+      button.textContent = "Alerts on: sound · desktop not allowed yet";
+      button.title = "Desktop notifications: the browser asks when you turn alerts on. Click to turn alerts off.";
     }
   }
 
@@ -110,11 +112,10 @@
     if (!button) return;
     showAlerts();
     button.addEventListener("click", function () {
+      // One click, one toggle: turning alerts on asks the browser about desktop
+      // notifications (if it hasn't been answered); a click never does anything else, so
+      // an agent who dismissed that prompt can still turn alerts off.
       const perm = permission();
-      if (alertsOn() && perm === "default") {
-        Notification.requestPermission().then(showAlerts, showAlerts);
-        return;
-      }
       const on = !alertsOn();
       button.dataset.pref = on ? "on" : "off";
       saveAlerts(on);

@@ -333,6 +333,25 @@ def saved(page, enabled: bool) -> None:
     assert Agent.objects.get(user__username="alice").alerts_enabled == enabled
 
 
+def test_a_dismissed_permission_prompt_never_keeps_alerts_on(
+    new_context, teams, billing_agents, live_server_url, dialogs
+):
+    """The browser's question left unanswered (the agent closed the prompt): the button says
+    so, and the next click still turns alerts off instead of asking again."""
+    context = new_context()
+    # A dismissed prompt: the request resolves without an answer, the permission stays so.
+    context.add_init_script("Notification.requestPermission = () => Promise.resolve('default');")
+    alice = dialogs.watch(login(context, live_server_url, "alice"))
+    button = alice.locator("#alerts-toggle")
+    button.click()
+    expect(button).to_have_text("Alerts on: sound · desktop not allowed yet")
+    saved(alice, True)
+    button.click()
+    expect(button).to_have_text("Alerts off")
+    saved(alice, False)
+    assert dialogs.fired == []
+
+
 def test_alerts_show_the_browsers_real_permission_and_hold_on_every_page(
     new_context, teams, billing_agents, live_server_url, dialogs
 ):
