@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db import connection
 from django.utils import timezone
 
+from ..compiled import Compiled
 from ..models import Holiday, OpeningHours, Team
 
 HORIZON_DAYS = 400  # how far ahead "back at" looks (a year of holidays and then some)
@@ -48,34 +48,26 @@ def team_zone(team: Team) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-_HOURS = OpeningHours._meta.db_table
-_HOURS_SQL = f"SELECT weekday, opens, closes FROM {_HOURS} WHERE team_id = %s"  # noqa: S608
-_HOLIDAYS_SQL = f'SELECT "date" FROM {Holiday._meta.db_table} WHERE team_id = %s'  # noqa: S608
-
-
-def _as_time(value: time | str) -> time:
-    # SQLite hands back the stored text, PostgreSQL a time (values_list converts both).
-    return value if isinstance(value, time) else time.fromisoformat(value)
-
-
-def _as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(value)
+# Compiled once (``handoffs.compiled``): every intake reads them (``team_is_open``), and
+# compiling the two ORM queries anew cost several times running them.
+_hours_of = Compiled(
+    lambda team_ids: OpeningHours.objects.filter(team_id__in=team_ids).values_list(
+        "weekday", "opens", "closes"
+    )
+)
+_holidays_of = Compiled(
+    lambda team_ids: Holiday.objects.filter(team_id__in=team_ids).values_list("date", flat=True)
+)
 
 
 def schedule_for(team: Team | None) -> Schedule:
-    """The team's hours and holidays; open around the clock if none.
-
-    Two small statements written out: every intake reads them (``team_is_open``), and
-    compiling the two ORM queries cost several times running them."""
+    """The team's hours and holidays (two small queries); open around the clock if none."""
     if team is None:
         return ALWAYS_OPEN
     weekly: dict[int, list[tuple[time, time]]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(_HOURS_SQL, [team.pk])
-        for weekday, opens, closes in cursor.fetchall():
-            weekly.setdefault(weekday, []).append((_as_time(opens), _as_time(closes)))
-        cursor.execute(_HOLIDAYS_SQL, [team.pk])
-        holidays = frozenset(_as_date(day) for (day,) in cursor.fetchall())
+    for weekday, opens, closes in _hours_of([team.pk]):
+        weekly.setdefault(weekday, []).append((opens, closes))
+    holidays = frozenset(_holidays_of([team.pk]))
     for periods in weekly.values():
         periods.sort()
     return Schedule(tz=team_zone(team), weekly=weekly, holidays=holidays)
