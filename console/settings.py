@@ -102,7 +102,7 @@ API_EDGE_MIDDLEWARE = [
     "console.boundary.BoundaryMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "console.api_handler.ApiCSPMiddleware",
 ]
 # Threads: 2 on SQLite, 4 on PostgreSQL. SQLite writes one at a time and its calls are
 # short, so more threads only take turns at the GIL (and at the write lock) and stretch

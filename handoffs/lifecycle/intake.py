@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ..compiled import Compiled
 from ..models import (
     SENTIMENT_RANK,
     SKILL_RE,
@@ -67,6 +68,22 @@ def human_assignee(to_agent: str) -> tuple[Agent, Team] | None:
     return (agent, team) if team is not None else None
 
 
+# Compiled once (``handoffs.compiled``): every intake runs these, and compiling each
+# query anew cost more than running it.
+_team_by_slug = Compiled(lambda slugs: Team.objects.filter(slug__in=slugs))
+_dedupe_hits = Compiled(
+    lambda keys: Handoff.objects.filter(dedupe_key__in=keys).values_list("pk", flat=True)
+)
+_newest_open_hop = Compiled(
+    lambda customers: (
+        Handoff.objects.filter(customer__in=customers)
+        .exclude(status=Status.RESOLVED)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)[:1]
+    )
+)
+
+
 def _route(to_agent: str) -> tuple[Team | None, Bot | None, bool]:
     """The team (or bot) a ``to_agent`` names; unknown targets go to the default team.
 
@@ -75,7 +92,7 @@ def _route(to_agent: str) -> tuple[Team | None, Bot | None, bool]:
     assignee = human_assignee(to_agent)
     if assignee is not None:
         return assignee[1], None, False
-    team = Team.objects.filter(slug=to_agent).first()
+    team = next(iter(_team_by_slug([to_agent])), None)  # slug is unique
     if team is not None:
         return team, None, False
     bot = Bot.objects.filter(name=to_agent).first()
@@ -184,14 +201,16 @@ def _customer_state(
 def _previous_hop(*, customer: str, from_agent: str) -> Handoff | None:
     """The hop this one continues: the customer's latest open hop that ended at ``from_agent``."""
     since = timezone.now() - timezone.timedelta(days=CHAIN_WINDOW_DAYS)
+    # Most intakes are a customer's first hop: ask whether there is any candidate (is
+    # the customer's newest open hop recent enough?) with a narrow, precompiled query
+    # before compiling the wide one (select_related over three tables costs more Python
+    # than the whole intake's SQL).
+    newest = _newest_open_hop([customer])
+    if not newest or newest[0] < since:
+        return None
     candidates = Handoff.objects.filter(customer=customer, created_at__gte=since).exclude(
         status=Status.RESOLVED
     )
-    # Most intakes are a customer's first hop: ask whether there is any candidate with a
-    # narrow query before compiling the wide one (select_related over three tables
-    # costs more Python than the whole intake's SQL).
-    if not candidates.values_list("pk")[:1]:
-        return None
     for hop in candidates.select_related("accepted_by__user").order_by("-created_at")[:20]:
         if hop.to_agent == from_agent:
             return hop
@@ -242,7 +261,7 @@ def handoff_intake(
     )
     with transaction.atomic():
         # The id alone first (a retry is rare): the whole row costs more to compile.
-        existing = Handoff.objects.filter(dedupe_key=key).values_list("pk", flat=True)[:1]
+        existing = _dedupe_hits([key])  # dedupe_key is unique
         if existing:
             return IntakeResult(Handoff.objects.get(pk=existing[0]), False)
 

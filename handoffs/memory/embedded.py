@@ -24,6 +24,7 @@ from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from ..compiled import Compiled
 from . import lexical
 from .base import (
     MAX_BATCH,
@@ -201,6 +202,16 @@ _COUNT_SESSION_MEMORIES = (
 )
 
 
+# Compiled once (``handoffs.compiled``): every store in a session and every end reads
+# its session, and compiling ``get()`` cost more than running it. ``locked``: FOR UPDATE
+# (PostgreSQL; SQLite's writer already holds the database).
+_sessions_by_id = Compiled(
+    lambda session_ids, locked: (
+        MemorySession.objects.select_for_update() if locked else MemorySession.objects
+    ).filter(pk__in=session_ids)
+)
+
+
 class EmbeddedStore:
     """Memory operations on the console's own database (SQLite or PostgreSQL)."""
 
@@ -208,13 +219,11 @@ class EmbeddedStore:
     def _session(self, session_id: Any, *, for_update: bool = False) -> MemorySession:
         if not isinstance(session_id, str) or not session_id:
             raise MemoryValidationError("session_id must be a string")
-        qs = MemorySession.objects.all()
-        if for_update and connection.vendor == "postgresql":
-            qs = qs.select_for_update()
-        try:
-            session = qs.get(pk=session_id)
-        except MemorySession.DoesNotExist:
-            raise MemoryNotFound(f"session {session_id} not found", resource="session") from None
+        locked = for_update and connection.vendor == "postgresql"
+        found = _sessions_by_id([session_id], locked=locked)
+        if not found:
+            raise MemoryNotFound(f"session {session_id} not found", resource="session")
+        session = found[0]
         self._end_if_idle(session)
         return session
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
+from csp.constants import NONE, SELF
+from csp.utils import build_policy
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
+from django.test import override_settings
 
 from console.api_handler import ApiASGIHandler, ApiEdgeMiddleware, SplitHttp
 from handoffs.api.keys import bot_create, bot_revoke, bot_set_reach
@@ -70,6 +73,31 @@ async def test_a_store_through_the_api_handler_keeps_the_edge_headers_and_sets_n
     assert response.headers["x-frame-options"] == "DENY"  # XFrameOptionsMiddleware
     assert "set-cookie" not in response.headers
     assert "cookie" not in response.headers.get("vary", "").lower()
+
+
+async def test_api_answers_carry_the_policy_django_csp_builds_and_follow_its_settings():
+    """``ApiCSPMiddleware`` builds the header once, not per answer: the same string
+    django-csp builds, rebuilt when the policy settings change."""
+    _bot, key = await _db(bot_create, name="csp-bot")
+    auth = {"Authorization": f"Bearer {key}"}
+    async with _client(ApiASGIHandler(threads=1)) as http:
+        first = await http.post("/v1/memory/store", json=_store(), headers=auth)
+        with override_settings(
+            CONTENT_SECURITY_POLICY={"DIRECTIVES": {"default-src": [NONE]}},
+            CONTENT_SECURITY_POLICY_REPORT_ONLY={"DIRECTIVES": {"img-src": [SELF]}},
+        ):
+            changed = await http.post("/v1/memory/store", json=_store(), headers=auth)
+            expected = (build_policy(), build_policy(report_only=True))
+        back = await http.get("/v1/sessions?agent_id=user-1", headers=auth)
+    assert first.status_code == changed.status_code == back.status_code == 200
+    assert first.headers["content-security-policy"] == build_policy()
+    assert "frame-ancestors 'none'" in first.headers["content-security-policy"]
+    assert "content-security-policy-report-only" not in first.headers
+    assert changed.headers["content-security-policy"] == expected[0] == "default-src 'none'"
+    assert changed.headers["content-security-policy-report-only"] == expected[1]
+    assert "img-src 'self'" in expected[1]
+    assert back.headers["content-security-policy"] == first.headers["content-security-policy"]
+    assert "content-security-policy-report-only" not in back.headers
 
 
 async def test_edge_refusals_still_answer_in_the_api_shape():

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from handoffs.api.keys import bot_create
-from handoffs.lifecycle.intake import handoff_intake
+from handoffs.lifecycle.intake import CHAIN_WINDOW_DAYS, handoff_intake
 from handoffs.memory.embedded import EmbeddedStore
 from handoffs.memory.models import Memory
 from handoffs.memory.services import memory_store, memory_store_batch
@@ -266,6 +268,20 @@ def test_resolved_hops_are_not_continued(teams):
     again = intake(from_agent="billing-specialist", to_agent="tech-support").handoff
     assert again.hop_index == 0
     assert again.chain_id != first.chain_id
+
+
+def test_only_hops_within_the_chain_window_are_continued(teams):
+    """A customer's open hop older than ``CHAIN_WINDOW_DAYS`` starts no chain; a recent
+    one does, even with an older open hop of theirs still around."""
+    stale = intake(to_agent="billing-specialist").handoff
+    long_ago = timezone.now() - timedelta(days=CHAIN_WINDOW_DAYS, hours=1)
+    Handoff.objects.filter(pk=stale.pk).update(created_at=long_ago)
+    fresh = intake(from_agent="billing-specialist", to_agent="tech-support").handoff
+    assert (fresh.hop_index, fresh.previous) == (0, None)
+    assert fresh.chain_id != stale.chain_id
+
+    onward = intake(from_agent="tech-support", to_agent="billing-specialist").handoff
+    assert (onward.hop_index, onward.previous, onward.chain_id) == (1, fresh, fresh.chain_id)
 
 
 def test_event_row_is_written(teams, bot):
