@@ -20,10 +20,12 @@ connection. On the reference machine that was most of a memory store's cost
   response run in one call on a thread (``handle``), instead of a hop to a thread and
   back for each of them.
 - **Threads**: a request's synchronous parts (the view, the request signals) run on
-  one of ``API_THREADS`` long-lived threads (the least busy one) instead of a new
-  thread per request, so with SQLite each keeps its connection between requests
-  (``CONN_MAX_AGE``; PostgreSQL connections still go back to the pool at the end of
-  each request).
+  one of ``API_THREADS`` long-lived threads instead of a new thread per request, so
+  with SQLite each keeps its connection between requests (``CONN_MAX_AGE``;
+  PostgreSQL connections still go back to the pool at the end of each request).
+  Which thread, and when, is the ``TurnGate``'s call: with ``API_SPILL_MS`` (SQLite)
+  requests take turns, one at a time in arrival order, and a call that has run that
+  long alone lets the next start beside it on another thread.
 
 Everything else (URL resolution, the views, their errors) is Django's own.
 """
@@ -31,8 +33,10 @@ Everything else (URL resolution, the views, their errors) is Django's own.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -162,10 +166,94 @@ class ApiCSPMiddleware(CSPMiddleware):
         return response
 
 
+class TurnGate:
+    """Which of ``threads`` kept threads runs the next request's synchronous part, and when.
+
+    Without ``spill_after`` (seconds) a request starts at once on any free thread, as
+    a thread pool would. With it, requests take turns: one runs at a time, the others
+    wait in arrival order, until the running one has run ``spill_after`` seconds; then
+    the next may start on another thread (and so on up to ``threads``), so a slow call
+    (an export, a consolidation) holds the others up for that long only.
+
+    Why turns: the API's work is Python under one GIL (and on SQLite one writer), so two
+    threads running at once don't finish sooner, they pass the GIL back and forth: each
+    SQLite call releases it, and getting it back means waiting out the other thread's
+    switch interval. On the reference machine 16 bots' seed flow did 57-61 handoffs/s
+    with POST p99 133-136 ms on two free-running threads, 67-74 handoffs/s with p99
+    95-103 ms one at a time (README, "Half the cost per request").
+
+    Used from event loops (Daphne runs one); a lock keeps it right when tests drive
+    one handler from several.
+    """
+
+    def __init__(self, threads: int, spill_after: float | None) -> None:
+        self.free = list(range(threads))
+        self.started: dict[int, float] = {}  # running: thread -> when it started
+        self.waiting: collections.deque[asyncio.Future] = collections.deque()
+        self.spill_after = spill_after or None
+        self._lock = threading.Lock()
+
+    def _may_start(self, now: float) -> bool:
+        if not self.free:
+            return False
+        if self.spill_after is None:
+            return True
+        return all(now - started >= self.spill_after for started in self.started.values())
+
+    def _start(self) -> int:
+        index = self.free.pop(0)
+        self.started[index] = time.monotonic()
+        if self.spill_after is not None:
+            # Look again once this one has run its turn, in case it is still running.
+            asyncio.get_running_loop().call_later(self.spill_after, self._wake)
+        return index
+
+    async def enter(self) -> int:
+        """Wait for a turn; the thread to run on (give it back with ``leave``)."""
+        with self._lock:
+            if not self.waiting and self._may_start(time.monotonic()):
+                return self._start()
+            turn = asyncio.get_running_loop().create_future()
+            self.waiting.append(turn)
+        try:
+            return await turn
+        except asyncio.CancelledError:
+            with self._lock:
+                still_waiting = turn in self.waiting
+                if still_waiting:
+                    self.waiting.remove(turn)
+            if not still_waiting and turn.done() and not turn.cancelled():
+                self.leave(turn.result())  # given a thread as it was cancelled
+            raise
+
+    def leave(self, index: int) -> None:
+        with self._lock:
+            del self.started[index]
+            self.free.append(index)
+            self.free.sort()
+        self._wake()
+
+    def _wake(self) -> None:
+        with self._lock:
+            while self.waiting and self._may_start(time.monotonic()):
+                turn = self.waiting.popleft()
+                index = self.free.pop(0)
+                self.started[index] = time.monotonic()
+                turn.get_loop().call_soon_threadsafe(self._give, turn, index)
+
+    def _give(self, turn: asyncio.Future, index: int) -> None:
+        if turn.done():  # cancelled before it could start: the thread goes back
+            self.leave(index)
+            return
+        turn.set_result(index)
+        if self.spill_after is not None:
+            turn.get_loop().call_later(self.spill_after, self._wake)
+
+
 class ApiASGIHandler(ASGIHandler):
     """Django's ASGI handler with ``API_MIDDLEWARE`` and a pool of kept threads."""
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, spill_ms: int | None = None) -> None:
         self.threads = threads or settings.API_THREADS
         self.executors = [
             ThreadPoolExecutor(
@@ -175,8 +263,8 @@ class ApiASGIHandler(ASGIHandler):
             )
             for i in range(self.threads)
         ]
-        self.in_flight = [0] * self.threads
-        self._lock = threading.Lock()
+        spill_ms = settings.API_SPILL_MS if spill_ms is None else spill_ms
+        self.gate = TurnGate(self.threads, spill_ms / 1000 if spill_ms else None)
         super().__init__()
 
     def load_middleware(self, is_async: bool = False) -> None:
@@ -229,22 +317,15 @@ class ApiASGIHandler(ASGIHandler):
             response.close()
         return response
 
-    def _pick(self) -> int:
-        with self._lock:
-            index = min(range(self.threads), key=self.in_flight.__getitem__)
-            self.in_flight[index] += 1
-        return index
-
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        index = self._pick()
+        index = await self.gate.enter()
         try:
             # Django's own per-request ThreadSensitiveContext, inside, then reuses this
             # one: the request's synchronous parts run on this pool thread.
             async with ThreadSensitiveContext(executor=self.executors[index]):
                 await super().__call__(scope, receive, send)
         finally:
-            with self._lock:
-                self.in_flight[index] -= 1
+            self.gate.leave(index)
 
 
 class SplitHttp:

@@ -105,11 +105,14 @@ API_EDGE_MIDDLEWARE = [
     "console.api_handler.ApiCSPMiddleware",
 ]
 # Threads: 2 on SQLite, 4 on PostgreSQL. SQLite writes one at a time and its calls are
-# short, so more threads only take turns at the GIL (and at the write lock) and stretch
-# every request: 16 bots' seed flow had POST p99 190 ms on 1 or 2 threads, 313 ms on 4
-# (README, "Half the cost per request"); 2 rather than 1 so one slow call (an export)
-# doesn't hold up every other bot. PostgreSQL round trips release the GIL: 4 overlap them.
+# short, so threads running at once only take turns at the GIL (and at the write lock)
+# and stretch every request: on SQLite requests take turns instead (API_SPILL_MS), and
+# the second thread is for a call that has run API_SPILL_MS alone (an export), so it
+# doesn't hold up every other bot (console/api_handler.py, TurnGate; README, "Half the
+# cost per request"). PostgreSQL round trips release the GIL: 4 threads at once
+# (API_SPILL_MS 0) overlap them.
 API_THREADS = env_int("API_THREADS", 4 if os.environ.get("DATABASE_URL") else 2)
+API_SPILL_MS = env_int("API_SPILL_MS", 0 if os.environ.get("DATABASE_URL") else 50)
 # The serving process freezes its start-up heap so full garbage collections don't walk
 # it (console/gc_tuning.py): they paused every request for up to ~150 ms.
 GC_FREEZE = env_bool("GC_FREEZE", True)
