@@ -179,8 +179,8 @@ class TurnGate:
     threads running at once don't finish sooner, they pass the GIL back and forth: each
     SQLite call releases it, and getting it back means waiting out the other thread's
     switch interval. On the reference machine 16 bots' seed flow did 57-61 handoffs/s
-    with POST p99 133-136 ms on two free-running threads, 67-74 handoffs/s with p99
-    95-103 ms one at a time (README, "Half the cost per request").
+    (POST p99 99-136 ms) on two free-running threads, 67-74 on one thread and 64-72 in
+    turns (p99 95-130 ms; README, "Half the cost per request").
 
     Used from event loops (Daphne runs one); a lock keeps it right when tests drive
     one handler from several.

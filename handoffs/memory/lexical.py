@@ -269,7 +269,8 @@ def _postgres_candidates(
 
 
 def term_matcher(terms: list[str]) -> Callable[[str], set[str]]:
-    """``matched_terms`` for one query, compiled once: call it on each candidate's text.
+    """The query terms found in a text, for one query compiled once: call it on each
+    candidate's text.
 
     A term matches a word it is a stem-prefix of, i.e. its stem occurs at the start of a
     word; one regular-expression search per term replaces a Python loop over every word.
@@ -291,8 +292,3 @@ def term_matcher(terms: list[str]) -> Callable[[str], set[str]]:
 
 def _stem(term: str) -> str:
     return term if len(term) <= 4 else term[: max(4, len(term) - 2)]
-
-
-def matched_terms(text: str, terms: list[str]) -> set[str]:
-    """Query terms found in ``text`` (a term matches a word it is a stem-prefix of)."""
-    return term_matcher(terms)(text)
