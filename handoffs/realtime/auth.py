@@ -99,7 +99,6 @@ def _model_backend_user_id(session) -> object:
 def authenticate_scopes(sessions: Sequence) -> list[tuple[object, object | None]]:
     """``authenticate_scope`` for several sessions: one query for their sessions, one
     for their users with their console profiles."""
-
     sessions = [getattr(s, "_wrapped", s) for s in sessions]
     _load_sessions(sessions)
     user_ids = [_model_backend_user_id(s) for s in sessions]

@@ -166,8 +166,8 @@ def _handoffs_with_rows(handoff_ids: list[int]) -> Any:
     )
 
 
-# Compiled once (``handoffs.compiled``): every change to a hop re-reads it, and compiling
-# this select_related query cost three times running it.
+# Compiled once (``handoffs.compiled``): every change to a hop (and every reassignment)
+# re-reads it, and compiling this select_related query cost three times running it.
 _handoffs_to_publish = Compiled(_handoffs_with_rows)
 
 
@@ -345,14 +345,12 @@ def publish_reassigned(
     """A supervisor moved a handoff: fix the queues, tell both agents, ring the floor."""
     from django.urls import reverse
 
-    from ..models import Handoff, Status
+    from ..models import Status
 
-    try:  # get(), not filter().first(): no ORDER BY to compile (a third of this query)
-        handoff = Handoff.objects.select_related(
-            "team", "accepted_by__user", "assigned_to__user"
-        ).get(pk=handoff_id)
-    except Handoff.DoesNotExist:
+    found = _handoffs_to_publish([handoff_id])
+    if not found:
         return
+    handoff = found[0]
     who = handoff.customer_name or handoff.customer
     status_html = render_to_string("handoffs/desk/card.html#status-oob", {"handoff": handoff})
     send(handoff_group(handoff.pk), {"type": "card.update", "html": status_html})
