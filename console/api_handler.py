@@ -200,20 +200,26 @@ class TurnGate:
             return True
         return all(now - started >= self.spill_after for started in self.started.values())
 
-    def _start(self) -> int:
+    def _take(self) -> int:
+        """A free thread, marked running from now (under the lock)."""
         index = self.free.pop(0)
         self.started[index] = time.monotonic()
-        if self.spill_after is not None:
-            # Look again once this one has run its turn, in case it is still running.
-            asyncio.get_running_loop().call_later(self.spill_after, self._wake)
         return index
+
+    def _look_again(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Once the request just started has run its turn, see whether the next may start."""
+        if self.spill_after is not None:
+            loop.call_later(self.spill_after, self._wake)
 
     async def enter(self) -> int:
         """Wait for a turn; the thread to run on (give it back with ``leave``)."""
         with self._lock:
+            loop = asyncio.get_running_loop()
             if not self.waiting and self._may_start(time.monotonic()):
-                return self._start()
-            turn = asyncio.get_running_loop().create_future()
+                index = self._take()
+                self._look_again(loop)
+                return index
+            turn = loop.create_future()
             self.waiting.append(turn)
         try:
             return await turn
@@ -237,8 +243,7 @@ class TurnGate:
         with self._lock:
             while self.waiting and self._may_start(time.monotonic()):
                 turn = self.waiting.popleft()
-                index = self.free.pop(0)
-                self.started[index] = time.monotonic()
+                index = self._take()
                 turn.get_loop().call_soon_threadsafe(self._give, turn, index)
 
     def _give(self, turn: asyncio.Future, index: int) -> None:
@@ -246,8 +251,7 @@ class TurnGate:
             self.leave(index)
             return
         turn.set_result(index)
-        if self.spill_after is not None:
-            turn.get_loop().call_later(self.spill_after, self._wake)
+        self._look_again(turn.get_loop())
 
 
 class ApiASGIHandler(ASGIHandler):
